@@ -1,0 +1,88 @@
+"""Wiring: settings in, one ASGI application out. The only place that knows every part."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .authzen.cedar.engine import CedarPDP
+from .authzen.cedar.reload import StoreHolder, watch
+from .authzen.cedar.store import PolicyStore, StoreLoadError, StoreProblem, load_store
+from .authzen.pagination import Paginator
+from .authzen.pep_auth import PEPAuthenticator
+from .authzen.routes import StoreAPI, StoreEndpoints
+from .health import health_routes
+from .middleware import RequestIDMiddleware
+from .settings import Settings
+
+
+def load_stores(settings: Settings) -> dict[str, PolicyStore]:
+    """Every configured store, or `StoreLoadError` listing the problems of all of them."""
+    stores: dict[str, PolicyStore] = {}
+    problems: list[StoreProblem] = []
+    for name in settings.stores:
+        try:
+            stores[name] = load_store(name, settings.store_path(name))
+        except StoreLoadError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise StoreLoadError(problems)
+    return stores
+
+
+def create_app(settings: Settings, stores: dict[str, PolicyStore] | None = None) -> Starlette:
+    stores = stores if stores is not None else load_stores(settings)
+    secret = settings.search.page_token_secret
+    paginator = Paginator(
+        secret.get_secret_value().encode() if secret else None, settings.limits.max_page_size
+    )
+    holders = {name: StoreHolder(store) for name, store in stores.items()}
+    routes = health_routes(holders)
+    pdps: dict[str, CedarPDP] = {}
+    for name, holder in holders.items():
+        options = settings.stores[name]
+        endpoints = StoreEndpoints(name, settings.server.public_url.rstrip("/"))
+        pdps[name] = CedarPDP(holder, paginator, explanations=options.explanations)
+        auth = PEPAuthenticator(options.auth, realm=endpoints.pdp_id)
+        routes += StoreAPI(endpoints, pdps[name], auth, settings.limits).routes()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watcher = None
+        if settings.reload.enabled:
+            watcher = asyncio.create_task(
+                watch(list(holders.values()), settings.reload.interval_seconds)
+            )
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
+    )
+    app.add_middleware(RequestIDMiddleware)
+    app.state.settings = settings
+    app.state.holders = holders
+    app.state.pdps = pdps
+    return app
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """404 and 405 from routing, in the same JSON shape as every other error."""
+    return JSONResponse(
+        {"error": {"status": exc.status_code, "message": exc.detail}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )

@@ -1,0 +1,296 @@
+"""The embedded PDP: AuthZEN requests decided by Cedar over a store's current snapshot.
+
+Mapping (documented for authors in docs/policy-authoring.md):
+principal = `<subject.type>::"<subject.id>"`, action = `Action::"<action.name>"`,
+resource = `<resource.type>::"<resource.id>"`; entity attributes are the stored ones overlaid
+with the request's `properties`; the request `context` is the Cedar context, plus the member
+`action_properties` holding `action.properties` (Cedar actions carry no request attributes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import cedarpy
+
+from ..batch import truncate
+from ..errors import EngineError
+from ..models import (
+    ActionSearchRequest,
+    Decision,
+    EvaluationRequest,
+    EvaluationsSemantic,
+    JSONObject,
+    ResourceSearchRequest,
+    SearchResult,
+    SubjectSearchRequest,
+)
+from ..pagination import Paginator
+from .entities import EntityGraph, Record
+from .index import IndexKey
+from .names import ACTION_TYPE, EntityUid, cedar_record, cedar_type
+from .reload import StoreHolder
+from .store import PolicyStore
+
+ACTION_PROPERTIES = "action_properties"
+
+_T = TypeVar("_T")
+
+# Above this many Cedar requests a call leaves the event loop for a worker thread.
+_THREAD_THRESHOLD = 256
+
+
+@dataclass(slots=True)
+class _Item:
+    key: IndexKey
+    request: dict[str, Any]
+    uids: tuple[EntityUid, EntityUid, EntityUid]  # principal, action, resource
+    overlays: dict[EntityUid, Record] = field(default_factory=dict)
+
+
+class CedarPDP:
+    def __init__(self, holder: StoreHolder, paginator: Paginator, *, explanations: bool) -> None:
+        self.holder = holder
+        self.paginator = paginator
+        self.explanations = explanations
+
+    # -- PDP interface -------------------------------------------------------------------
+
+    async def evaluate(self, request: EvaluationRequest) -> Decision:
+        store = self.holder.current
+        outcome = self._decide(store, [_from_request(store, request)])[0]
+        if isinstance(outcome, str):
+            raise EngineError(outcome)
+        return outcome
+
+    async def evaluations(
+        self,
+        requests: Sequence[EvaluationRequest],
+        semantic: EvaluationsSemantic = EvaluationsSemantic.execute_all,
+    ) -> list[Decision]:
+        store = self.holder.current
+
+        def work() -> list[Decision]:
+            items = [_from_request(store, r) for r in requests]
+            return [
+                Decision.failed(500, o) if isinstance(o, str) else o
+                for o in self._decide(store, items)
+            ]
+
+        # Cedar decides the whole batch in one call; short-circuiting only trims the answer.
+        return truncate(await self._run(len(requests), work), semantic)
+
+    async def search_subject(self, request: SubjectSearchRequest) -> SearchResult:
+        store = self.holder.current
+        rtype = cedar_type(request.resource.type)
+        searched = request.subject.type
+        candidates = store.entities.ids_of_type(cedar_type(searched))
+        if (rtype, request.resource.id) not in store.entities:
+            candidates = []
+        context = _context(request.context, request.action.properties)
+        resource_overlay = _overlays(
+            store.entities, [((rtype, request.resource.id), request.resource.properties)]
+        )
+
+        def work() -> list[JSONObject]:
+            items = [
+                _item(
+                    store,
+                    (cedar_type(searched), cid),
+                    request.action.name,
+                    (rtype, request.resource.id),
+                    context,
+                    resource_overlay,
+                )
+                for cid in candidates
+            ]
+            return [
+                {"type": searched, "id": cid}
+                for cid, outcome in zip(candidates, self._decide(store, items), strict=True)
+                if _permitted(outcome)
+            ]
+
+        results = await self._run(len(candidates), work)
+        return self.paginator.page(f"{store.name}/search/subject", request, results)
+
+    async def search_resource(self, request: ResourceSearchRequest) -> SearchResult:
+        store = self.holder.current
+        ptype = cedar_type(request.subject.type)
+        searched = request.resource.type
+        candidates = store.entities.ids_of_type(cedar_type(searched))
+        if (ptype, request.subject.id) not in store.entities:
+            candidates = []
+        context = _context(request.context, request.action.properties)
+        subject_overlay = _overlays(
+            store.entities, [((ptype, request.subject.id), request.subject.properties)]
+        )
+
+        def work() -> list[JSONObject]:
+            items = [
+                _item(
+                    store,
+                    (ptype, request.subject.id),
+                    request.action.name,
+                    (cedar_type(searched), cid),
+                    context,
+                    subject_overlay,
+                )
+                for cid in candidates
+            ]
+            return [
+                {"type": searched, "id": cid}
+                for cid, outcome in zip(candidates, self._decide(store, items), strict=True)
+                if _permitted(outcome)
+            ]
+
+        results = await self._run(len(candidates), work)
+        return self.paginator.page(f"{store.name}/search/resource", request, results)
+
+    async def search_action(self, request: ActionSearchRequest) -> SearchResult:
+        store = self.holder.current
+        principal = (cedar_type(request.subject.type), request.subject.id)
+        resource = (cedar_type(request.resource.type), request.resource.id)
+        known = principal in store.entities and resource in store.entities
+        candidates = store.actions if known else []
+        context = _context(request.context, None)
+        overlays = _overlays(
+            store.entities,
+            [(principal, request.subject.properties), (resource, request.resource.properties)],
+        )
+        items = [_item(store, principal, name, resource, context, overlays) for name in candidates]
+        outcomes = self._decide(store, items)
+        results: list[JSONObject] = [
+            {"name": name}
+            for name, outcome in zip(candidates, outcomes, strict=True)
+            if _permitted(outcome)
+        ]
+        return self.paginator.page(f"{store.name}/search/action", request, results)
+
+    # -- deciding ------------------------------------------------------------------------
+
+    async def _run(self, size: int, work: Callable[[], _T]) -> _T:
+        if size > _THREAD_THRESHOLD:
+            return await asyncio.to_thread(work)
+        return work()
+
+    def _decide(self, store: PolicyStore, items: list[_Item]) -> list[Decision | str]:
+        """One outcome per item, in order: a Decision, or the engine's reason for none."""
+        outcomes: list[Decision | str] = [""] * len(items)
+        groups: dict[IndexKey, list[int]] = {}
+        for n, item in enumerate(items):
+            groups.setdefault(item.key, []).append(n)
+        for key, members in groups.items():
+            policy_set, named = store.index.policy_set(key)
+            for chunk, entities in _calls(store.entities, [items[n] for n in members], named):
+                results = cedarpy.is_authorized_batch(
+                    [items[members[i]].request for i in chunk], policy_set, entities
+                )
+                for i, result in zip(chunk, results, strict=True):
+                    outcomes[members[i]] = self._outcome(result)
+        return outcomes
+
+    def _outcome(self, result: cedarpy.AuthzResult) -> Decision | str:
+        if result.decision is cedarpy.Decision.NoDecision:
+            errors = result.diagnostics.errors
+            return "the policy engine reached no decision" + (f": {errors[0]}" if errors else "")
+        allowed = result.decision is cedarpy.Decision.Allow
+        if not self.explanations:
+            return Decision(allowed)
+        context: JSONObject = {"determining_policies": sorted(result.diagnostics.reasons)}
+        if result.diagnostics.errors:
+            context["evaluation_errors"] = list(result.diagnostics.errors)
+        return Decision(allowed, context)
+
+
+def _permitted(outcome: Decision | str) -> bool:
+    return isinstance(outcome, Decision) and outcome.decision
+
+
+def _context(context: JSONObject | None, action_properties: JSONObject | None) -> dict[str, Any]:
+    record = cedar_record(context) if context else {}
+    record[ACTION_PROPERTIES] = cedar_record(action_properties) if action_properties else {}
+    return record
+
+
+def _from_request(store: PolicyStore, request: EvaluationRequest) -> _Item:
+    principal = (cedar_type(request.subject.type), request.subject.id)
+    resource = (cedar_type(request.resource.type), request.resource.id)
+    overlays = _overlays(
+        store.entities,
+        [(principal, request.subject.properties), (resource, request.resource.properties)],
+    )
+    context = _context(request.context, request.action.properties)
+    return _item(store, principal, request.action.name, resource, context, overlays)
+
+
+def _item(
+    store: PolicyStore,
+    principal: EntityUid,
+    action: str,
+    resource: EntityUid,
+    context: dict[str, Any],
+    overlays: dict[EntityUid, Record],
+) -> _Item:
+    return _Item(
+        key=store.index.key(principal[0], action, resource[0]),
+        request={
+            "principal": {"type": principal[0], "id": principal[1]},
+            "action": {"type": ACTION_TYPE, "id": action},
+            "resource": {"type": resource[0], "id": resource[1]},
+            "context": context,
+        },
+        uids=(principal, (ACTION_TYPE, action), resource),
+        overlays=overlays,
+    )
+
+
+def _overlays(
+    graph: EntityGraph, entries: list[tuple[EntityUid, JSONObject | None]]
+) -> dict[EntityUid, Record]:
+    """Entities whose request properties change (or add) what the store holds."""
+    out: dict[EntityUid, Record] = {}
+    for uid, properties in entries:
+        if not properties:
+            continue
+        attrs = cedar_record(properties)
+        base = out.get(uid) or graph.get(uid)
+        if base is None:
+            if attrs:
+                out[uid] = {"uid": {"type": uid[0], "id": uid[1]}, "attrs": attrs, "parents": []}
+            continue
+        merged = {**base["attrs"], **attrs}
+        if merged != base["attrs"]:
+            out[uid] = {"uid": base["uid"], "attrs": merged, "parents": base["parents"]}
+    return out
+
+
+def _calls(
+    graph: EntityGraph, items: list[_Item], named: frozenset[EntityUid]
+) -> list[tuple[list[int], cedarpy.Entities | str]]:
+    """Split items into Cedar calls, each with the entities its requests need.
+
+    Items that change no entity share the store's pre-parsed handle. Otherwise a call gets
+    a slice; two items that overlay the same entity differently go to separate calls.
+    """
+    if not any(item.overlays for item in items):
+        return [(list(range(len(items))), graph.handle)]
+    named_slice: set[EntityUid] = set()
+    for uid in named:
+        named_slice |= graph.slice(uid)
+    calls: list[tuple[list[int], cedarpy.Entities | str]] = []
+    chunk: list[int] = []
+    overlays: dict[EntityUid, Record] = {}
+    uids: set[EntityUid] = set(named_slice)
+    for n, item in enumerate(items):
+        if any(overlays.get(uid, record) != record for uid, record in item.overlays.items()):
+            calls.append((chunk, graph.serialise(uids, overlays)))
+            chunk, overlays, uids = [], {}, set(named_slice)
+        chunk.append(n)
+        overlays.update(item.overlays)
+        for uid in item.uids:
+            uids |= graph.slice(uid)
+    calls.append((chunk, graph.serialise(uids, overlays)))
+    return calls

@@ -1,0 +1,237 @@
+"""Loading a policy store folder into one immutable snapshot.
+
+A store is a folder: `*.cedar` policy files, at most one schema (`*.cedarschema` or
+`*.cedarschema.json`) and an optional `entities.json`. Loading either yields a complete
+`PolicyStore` or raises `StoreLoadError` listing every problem with its file and line; it
+never yields half a store.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cedarpy
+
+from .entities import EntityGraph
+from .index import PolicyIndex, PolicyRecord, build_policy_set
+from .names import ACTION_TYPE
+from .source import Statement, array_element_lines, find_word_line, split_policies
+
+ENTITIES_FILE = "entities.json"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreProblem:
+    file: str
+    line: int | None
+    message: str
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+
+class StoreLoadError(Exception):
+    def __init__(self, problems: list[StoreProblem]) -> None:
+        super().__init__("\n".join(map(str, problems)))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class PolicyStore:
+    name: str
+    path: Path
+    policies: tuple[PolicyRecord, ...]
+    index: PolicyIndex
+    entities: EntityGraph
+    schema: cedarpy.Schema | None
+    policy_set: cedarpy.PolicySet
+
+    def policy(self, policy_id: str) -> PolicyRecord | None:
+        return next((p for p in self.policies if p.policy_id == policy_id), None)
+
+    @property
+    def actions(self) -> list[str]:
+        """Every action the store knows: from its schema and from its policies' scopes."""
+        known = set(self.entities.ids_of_type(ACTION_TYPE)) | self.index.named_actions
+        return sorted(known)
+
+
+def store_files(path: Path) -> list[Path]:
+    """The files that make up a store (what the reload watcher looks at)."""
+    if not path.is_dir():
+        return []
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and (
+            p.suffix == ".cedar"
+            or p.name.endswith((".cedarschema", ".cedarschema.json"))
+            or p.name == ENTITIES_FILE
+        )
+    )
+
+
+def load_store(name: str, path: Path) -> PolicyStore:
+    problems: list[StoreProblem] = []
+    if not path.is_dir():
+        raise StoreLoadError([StoreProblem(str(path), None, "not a folder")])
+    files = store_files(path)
+    schema = _load_schema(path, files, problems)
+    policies = _load_policies(path, files, schema, problems)
+    handle = _load_entities(path, schema, problems)
+    if problems:
+        raise StoreLoadError(problems)
+    assert handle is not None
+    entities = EntityGraph(handle)
+    return PolicyStore(
+        name=name,
+        path=path,
+        policies=tuple(policies),
+        index=PolicyIndex(policies, entities.action_descendants),
+        entities=entities,
+        schema=schema,
+        policy_set=build_policy_set(policies),
+    )
+
+
+def _rel(path: Path, file: Path) -> str:
+    return str(path / file.relative_to(path))
+
+
+def _load_schema(
+    path: Path, files: list[Path], problems: list[StoreProblem]
+) -> cedarpy.Schema | None:
+    schemas = [f for f in files if f.name.endswith((".cedarschema", ".cedarschema.json"))]
+    if not schemas:
+        return None
+    if len(schemas) > 1:
+        names = ", ".join(f.name for f in schemas)
+        problems.append(StoreProblem(str(path), None, f"more than one schema: {names}"))
+        return None
+    file = schemas[0]
+    text = file.read_text(encoding="utf-8")
+    try:
+        if file.name.endswith(".json"):
+            return cedarpy.Schema.from_json_str(text)
+        return cedarpy.Schema.from_str(text)
+    except ValueError as exc:
+        message = str(exc)
+        token = re.search(r"`([^`]+)`|: (\w+)$", message)
+        line = find_word_line(text, (token.group(1) or token.group(2)) if token else "")
+        problems.append(StoreProblem(_rel(path, file), line, f"schema: {message}"))
+        return None
+
+
+def _load_policies(
+    path: Path,
+    files: list[Path],
+    schema: cedarpy.Schema | None,
+    problems: list[StoreProblem],
+) -> list[PolicyRecord]:
+    records: list[PolicyRecord] = []
+    seen_ids: dict[str, str] = {}
+    for file in (f for f in files if f.suffix == ".cedar"):
+        rel = _rel(path, file)
+        text = file.read_text(encoding="utf-8")
+        statements = split_policies(text)
+        try:
+            parsed = cedarpy.PolicySet.from_str(text).to_pst()
+        except ValueError as exc:
+            problems.extend(_locate_parse_errors(rel, statements, str(exc)))
+            continue
+        if parsed.templates:
+            problems.append(StoreProblem(rel, None, "policy templates are not supported"))
+            continue
+        policies = list(parsed.static_policies.values())
+        lines = [s.line for s in statements] if len(statements) == len(policies) else None
+        for n, template in enumerate(policies):
+            line = lines[n] if lines else None
+            policy_id = template.annotations.get("id") or f"{file.name}#{n}"
+            if policy_id in seen_ids:
+                problems.append(
+                    StoreProblem(
+                        rel, line, f"duplicate policy id {policy_id!r} ({seen_ids[policy_id]})"
+                    )
+                )
+                continue
+            seen_ids[policy_id] = f"{rel}:{line}" if line else rel
+            records.append(PolicyRecord(policy_id, rel, line, template))
+        if schema is not None:
+            problems.extend(_validate(rel, text, schema, lines))
+    return records
+
+
+def _locate_parse_errors(rel: str, statements: list[Statement], whole: str) -> list[StoreProblem]:
+    """Parse each statement alone to say which one is broken."""
+    found = []
+    for statement in statements:
+        try:
+            cedarpy.PolicySet.from_str(statement.text)
+        except ValueError as exc:
+            found.append(StoreProblem(rel, statement.line, str(exc), statement.column))
+    return found or [StoreProblem(rel, None, whole)]
+
+
+_POLICY_PREFIX = re.compile(r"^for policy `policy(\d+)`, ")
+
+
+def _validate(
+    rel: str, text: str, schema: cedarpy.Schema, lines: list[int] | None
+) -> list[StoreProblem]:
+    result = cedarpy.validate_policies(text, schema)
+    out = []
+    for error in result.errors:
+        message = error.error
+        line = None
+        match = _POLICY_PREFIX.match(message)
+        if match:
+            message = message[match.end() :]
+            n = int(match.group(1))
+            line = lines[n] if lines and n < len(lines) else None
+        out.append(StoreProblem(rel, line, message))
+    return out
+
+
+def _load_entities(
+    path: Path, schema: cedarpy.Schema | None, problems: list[StoreProblem]
+) -> cedarpy.Entities | None:
+    file = path / ENTITIES_FILE
+    text = file.read_text(encoding="utf-8") if file.is_file() else "[]"
+    rel = _rel(path, file) if file.is_file() else str(file)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.append(StoreProblem(rel, exc.lineno, f"not valid JSON: {exc.msg}", exc.colno))
+        return None
+    if not isinstance(data, list):
+        problems.append(StoreProblem(rel, 1, "must be a JSON array of entities"))
+        return None
+    try:
+        return cedarpy.Entities.from_json_str(text, schema)
+    except ValueError as exc:
+        problems.extend(_locate_entity_errors(rel, text, data, schema, str(exc)))
+        return None
+
+
+def _locate_entity_errors(
+    rel: str, text: str, data: list[object], schema: cedarpy.Schema | None, whole: str
+) -> list[StoreProblem]:
+    lines = array_element_lines(text)
+    found = []
+    for n, element in enumerate(data):
+        try:
+            cedarpy.Entities.from_json_str(json.dumps([element]), schema)
+        except ValueError as exc:
+            line = lines[n] if n < len(lines) else None
+            found.append(StoreProblem(rel, line, f"entity #{n}: {exc}"))
+    return found or [StoreProblem(rel, None, whole)]

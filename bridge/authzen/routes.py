@@ -1,0 +1,157 @@
+"""The AuthZEN Authorization API endpoints of one policy store, and its metadata document.
+
+Each endpoint is the same short pipeline: authenticate the PEP, read the JSON body, parse the
+request, ask the PDP, answer. Anything refused along the way is an `AuthZENError`; a PDP
+that cannot decide answers 500, never a permit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..settings import LimitsSettings
+from .batch import truncate
+from .errors import AuthZENError, PDPError
+from .models import (
+    ActionSearchRequest,
+    Decision,
+    EvaluationRequest,
+    EvaluationsSemantic,
+    ResourceSearchRequest,
+    SubjectSearchRequest,
+)
+from .pdp import PDP
+from .pep_auth import PEPAuthenticator
+from .requests import parse_evaluations, parse_model
+from .transport import error_response, json_response, read_json_object
+
+log = logging.getLogger("bridge.authzen")
+
+API_PATH = "/access/v1"
+WELL_KNOWN = "/.well-known/authzen-configuration"
+
+
+@dataclass(frozen=True)
+class StoreEndpoints:
+    """Where one store's API lives: its PDP identifier and the paths under it."""
+
+    name: str
+    public_url: str
+
+    @property
+    def prefix(self) -> str:
+        return "" if self.name == "default" else f"/stores/{self.name}"
+
+    @property
+    def pdp_id(self) -> str:
+        return self.public_url + self.prefix
+
+    @property
+    def metadata_path(self) -> str:
+        # The well-known segment goes between host and path (as RFC 8414 does it).
+        return WELL_KNOWN + self.prefix
+
+    def url(self, endpoint: str) -> str:
+        return f"{self.pdp_id}{API_PATH}/{endpoint}"
+
+    def metadata(self) -> dict[str, object]:
+        return {
+            "policy_decision_point": self.pdp_id,
+            "access_evaluation_endpoint": self.url("evaluation"),
+            "access_evaluations_endpoint": self.url("evaluations"),
+            "search_subject_endpoint": self.url("search/subject"),
+            "search_resource_endpoint": self.url("search/resource"),
+            "search_action_endpoint": self.url("search/action"),
+            "capabilities": [],
+        }
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class StoreAPI:
+    def __init__(
+        self,
+        endpoints: StoreEndpoints,
+        pdp: PDP,
+        auth: PEPAuthenticator,
+        limits: LimitsSettings,
+    ) -> None:
+        self.endpoints = endpoints
+        self.pdp = pdp
+        self.auth = auth
+        self.limits = limits
+
+    def routes(self) -> list[Route]:
+        base = self.endpoints.prefix + API_PATH
+        post = ["POST"]
+        return [
+            Route(f"{base}/evaluation", _guarded(self.evaluation), methods=post),
+            Route(f"{base}/evaluations", _guarded(self.evaluations), methods=post),
+            Route(f"{base}/search/subject", _guarded(self.search_subject), methods=post),
+            Route(f"{base}/search/resource", _guarded(self.search_resource), methods=post),
+            Route(f"{base}/search/action", _guarded(self.search_action), methods=post),
+            Route(self.endpoints.metadata_path, self.metadata, methods=["GET"]),
+        ]
+
+    async def _body(self, request: Request) -> dict[str, object]:
+        await self.auth.authenticate(request)
+        return await read_json_object(request, self.limits.max_body_bytes)
+
+    async def evaluation(self, request: Request) -> Response:
+        evaluation = parse_model(EvaluationRequest, await self._body(request))
+        decision = await self.pdp.evaluate(evaluation)
+        return json_response(decision.to_json())
+
+    async def evaluations(self, request: Request) -> Response:
+        parsed = parse_evaluations(await self._body(request), self.limits.max_batch_items)
+        if isinstance(parsed, EvaluationRequest):
+            # No items: the request behaves exactly like Access Evaluation.
+            return json_response((await self.pdp.evaluate(parsed)).to_json())
+        items, semantic = parsed
+        valid = [item for item in items if isinstance(item, EvaluationRequest)]
+        decided = iter(await self.pdp.evaluations(valid, EvaluationsSemantic.execute_all))
+        decisions = [
+            next(decided) if isinstance(item, EvaluationRequest) else Decision.failed(400, item)
+            for item in items
+        ]
+        return json_response({"evaluations": [d.to_json() for d in truncate(decisions, semantic)]})
+
+    async def search_subject(self, request: Request) -> Response:
+        search = parse_model(SubjectSearchRequest, await self._body(request))
+        return json_response((await self.pdp.search_subject(search)).to_json())
+
+    async def search_resource(self, request: Request) -> Response:
+        search = parse_model(ResourceSearchRequest, await self._body(request))
+        return json_response((await self.pdp.search_resource(search)).to_json())
+
+    async def search_action(self, request: Request) -> Response:
+        search = parse_model(ActionSearchRequest, await self._body(request))
+        return json_response((await self.pdp.search_action(search)).to_json())
+
+    async def metadata(self, request: Request) -> Response:
+        return JSONResponse(self.endpoints.metadata(), headers={"Cache-Control": "max-age=300"})
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Turn refusals into AuthZEN error responses and a failed PDP into a 500."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except AuthZENError as error:
+            return error_response(error)
+        except PDPError as error:
+            log.error("no decision for %s: %s", request.url.path, error)
+            return JSONResponse(
+                {"error": {"status": 500, "message": "no decision could be made"}},
+                status_code=500,
+            )
+
+    return endpoint

@@ -1,0 +1,78 @@
+"""The HTTPS JSON binding of the AuthZEN API (API 1.0 §10): what a body must be, how errors look."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from .errors import AuthZENError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from .models import JSONObject
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+async def read_json_object(request: Request, max_bytes: int) -> JSONObject:
+    """The request body as a JSON object, or an `AuthZENError` saying what is wrong with it."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != JSON_MEDIA_TYPE:
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"the request body is larger than {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise PayloadTooLarge(f"the request body is larger than {max_bytes} bytes")
+    if not body.strip():
+        raise BadRequest("the request body is empty")
+    try:
+        data = json.loads(
+            body.decode("utf-8"), object_pairs_hook=_unique_members, parse_constant=_no_constants
+        )
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not UTF-8") from None
+    except _DuplicateMember as dup:
+        raise BadRequest(f"member {dup.name!r} appears twice in one object") from None
+    except (ValueError, RecursionError):
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return data
+
+
+class _DuplicateMember(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> JSONObject:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _DuplicateMember(name)
+            seen.add(name)
+    return obj
+
+
+def _no_constants(name: str) -> NoReturn:
+    # NaN and Infinity are not JSON, whatever Python's parser accepts by default.
+    raise ValueError(name)
+
+
+def json_response(body: JSONObject, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status)
+
+
+def error_response(error: AuthZENError) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"status": error.status, "message": error.message}},
+        status_code=error.status,
+        headers=error.headers,
+    )

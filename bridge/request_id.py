@@ -1,0 +1,22 @@
+"""The id of the request being served, for `X-Request-ID` on outgoing calls and in logs.
+
+Whoever handles an incoming request sets `request_id_var`; code further down (a remote PDP
+call, a log line) reads it without it having to be passed through every signature.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextvars import ContextVar
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request this task is serving, or None outside of one."""
+    return request_id_var.get()
+
+
+def new_request_id() -> str:
+    """A fresh id: 32 lowercase hex digits (a random UUID)."""
+    return uuid.uuid4().hex

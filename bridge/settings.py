@@ -1,0 +1,236 @@
+"""Typed configuration, read from one TOML file.
+
+Every option is documented here where it is defined and in docs/configuration.md; a test
+checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
+
+DEFAULT_CONFIG = Path("bridge.toml")
+
+
+class _Section(BaseModel):
+    # A misspelt option is a mistake worth reporting, not something to ignore silently.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address `bridge serve` listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port `bridge serve` listens on.")
+    public_url: str = Field(
+        "http://127.0.0.1:8080",
+        description=(
+            "The bridge's external base URL (scheme, host, optional path, no trailing slash). "
+            "Metadata documents are built from it, never from request headers."
+        ),
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe log level written."
+    )
+    access_log: bool = Field(True, description="Write one log line per HTTP request.")
+
+
+class LimitsSettings(_Section):
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    max_batch_items: int = Field(
+        100, ge=1, description="Most items in one Access Evaluations request (400 above)."
+    )
+    max_page_size: int = Field(
+        1000, ge=1, description="Most results in one search response; larger sets are paged."
+    )
+
+
+class SearchSettings(_Section):
+    page_token_secret: SecretStr | None = Field(
+        None,
+        description=(
+            "Key that signs search `next_token`s. Set the same value on every replica; "
+            "when unset a random key is made at start, so tokens do not survive a restart."
+        ),
+    )
+
+
+class PEPAuthSettings(_Section):
+    """How PEPs authenticate to one store's AuthZEN API. No option set: no authentication."""
+
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Accepted API keys, sent raw or as `Bearer <key>` in `api_key_header`.",
+    )
+    api_key_header: str = Field(
+        "authorization", description="Header that carries the API key (case-insensitive)."
+    )
+    jwt_issuer: str | None = Field(None, description="Issuer (`iss`) of accepted bearer JWTs.")
+    jwt_audience: str | None = Field(
+        None, description="Audience (`aud`) a bearer JWT must carry; defaults to the PDP URL."
+    )
+    jwks: dict[str, Any] | None = Field(None, description="The issuer's JWKS, inline.")
+    jwks_uri: HttpUrl | None = Field(None, description="Where to fetch the issuer's JWKS.")
+    jwt_algorithms: list[str] = Field(
+        default_factory=lambda: ["ES256", "RS256", "EdDSA", "PS256"],
+        description="Signature algorithms accepted on bearer JWTs.",
+    )
+
+    @model_validator(mode="after")
+    def _jwt_needs_keys(self) -> PEPAuthSettings:
+        if self.jwt_issuer and not (self.jwks or self.jwks_uri):
+            raise ValueError("jwt_issuer needs `jwks` or `jwks_uri`")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_keys or self.jwt_issuer)
+
+
+class StoreSettings(_Section):
+    path: Path = Field(description="Folder holding `*.cedar`, the schema and `entities.json`.")
+    explanations: bool = Field(
+        False,
+        description=(
+            "Add the determining policies' `@id`s and evaluation errors to each decision's "
+            "`context`. Off by default: interop clients compare batch items exactly."
+        ),
+    )
+    auth: PEPAuthSettings = Field(default_factory=PEPAuthSettings)
+
+
+class ReloadSettings(_Section):
+    enabled: bool = Field(True, description="Watch store folders and reload them on change.")
+    interval_seconds: float = Field(
+        1.0, gt=0, description="How often store folders are checked for changes."
+    )
+
+
+class RemotePDPSettings(_Section):
+    url: HttpUrl = Field(description="The remote PDP's identifier (`policy_decision_point`).")
+    api_key: SecretStr | None = Field(None, description="Sent as `Authorization: <key>`.")
+    bearer_token: SecretStr | None = Field(
+        None, description="Sent as `Authorization: Bearer <token>`."
+    )
+    timeout_seconds: float = Field(5.0, gt=0, description="Per-request timeout.")
+    retries: int = Field(2, ge=0, le=10, description="Retries after a transport failure.")
+    backoff_seconds: float = Field(
+        0.1, ge=0, description="First retry delay; doubles with each further retry."
+    )
+    max_connections: int = Field(50, ge=1, description="Connection pool size.")
+    discovery: bool = Field(
+        True,
+        description=(
+            "Read `/.well-known/authzen-configuration` for endpoint URLs; when off, the "
+            "default paths under `url` are used."
+        ),
+    )
+
+
+class PDPSettings(_Section):
+    """Which decision point decides token requests."""
+
+    kind: Literal["embedded", "remote"] = Field(
+        "embedded", description="`embedded` (a Cedar store of this bridge) or `remote`."
+    )
+    store: str = Field("default", description="The embedded store that decides.")
+    remote: RemotePDPSettings | None = Field(None, description="Settings of a remote PDP.")
+
+    @model_validator(mode="after")
+    def _remote_needs_settings(self) -> PDPSettings:
+        if self.kind == "remote" and self.remote is None:
+            raise ValueError("kind = 'remote' needs a [pdp.remote] table")
+        return self
+
+
+StoreName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class Settings(_Section):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    reload: ReloadSettings = Field(default_factory=ReloadSettings)
+    stores: dict[StoreName, StoreSettings] = Field(
+        default_factory=lambda: {"default": StoreSettings(path=Path("policies/default"))},
+        description="Named Cedar policy stores; `default` answers at `/access/v1/...`.",
+    )
+    pdp: PDPSettings = Field(default_factory=PDPSettings)
+
+    # Where relative store paths are resolved from: the folder of the config file.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def store_path(self, name: str) -> Path:
+        path = self.stores[name].path
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read settings from TOML (all defaults when `path` is None). Raises `ConfigError`."""
+    if path is None:
+        return Settings()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, f"cannot read: {exc.strerror}")]) from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ConfigError([ConfigProblem(str(path), line, str(exc))]) from exc
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings.model_validate({**raw, "base_dir": path.parent})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(str(p) for p in err["loc"])
+            problems.append(
+                ConfigProblem(str(path), _line_of(text, loc), f"{'.'.join(loc)}: {err['msg']}")
+            )
+        raise ConfigError(problems) from exc
+    return settings
+
+
+class ConfigProblem:
+    def __init__(self, file: str, line: int | None, message: str) -> None:
+        self.file, self.line, self.message = file, line, message
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _line_of(text: str, loc: tuple[str, ...]) -> int | None:
+    """Best line for a problem at `loc`: the key's own line, else its table's header."""
+    lines = text.splitlines()
+    for split in range(len(loc), -1, -1):
+        table, rest = loc[:split], loc[split:]
+        header_at: int | None = None
+        if table:
+            header = "[" + ".".join(table) + "]"
+            header_at = next((i for i, ln in enumerate(lines) if ln.strip() == header), None)
+            if header_at is None:
+                continue
+        if not rest:
+            return None if header_at is None else header_at + 1
+        begin = 0 if header_at is None else header_at + 1
+        for i in range(begin, len(lines)):
+            stripped = lines[i].strip()
+            if stripped.startswith("["):
+                break
+            if "=" in stripped and stripped.split("=", 1)[0].strip().strip('"') == rest[0]:
+                return i + 1
+        if header_at is not None:
+            return header_at + 1
+    return None
