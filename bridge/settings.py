@@ -116,7 +116,9 @@ class RemotePDPSettings(_Section):
         None, description="Sent as `Authorization: Bearer <token>`."
     )
     timeout_seconds: float = Field(5.0, gt=0, description="Per-request timeout.")
-    retries: int = Field(2, ge=0, le=10, description="Retries after a transport failure.")
+    retries: int = Field(
+        2, ge=0, le=10, description="Retries after a transport failure or a 5xx answer."
+    )
     backoff_seconds: float = Field(
         0.1, ge=0, description="First retry delay; doubles with each further retry."
     )

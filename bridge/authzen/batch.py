@@ -33,9 +33,9 @@ def merge_defaults(defaults: JSONObject, item: JSONObject) -> JSONObject:
 
 def stops_here(decision: Decision, semantic: EvaluationsSemantic) -> bool:
     """Whether this item ends the batch under the requested semantic (failed items deny)."""
-    if semantic is EvaluationsSemantic.deny_on_first_deny:
+    if semantic == EvaluationsSemantic.deny_on_first_deny:
         return not decision.decision
-    if semantic is EvaluationsSemantic.permit_on_first_permit:
+    if semantic == EvaluationsSemantic.permit_on_first_permit:
         return decision.decision
     return False
 
