@@ -1,0 +1,145 @@
+"""Shared test fixtures: the real bridge served by uvicorn on a loopback port.
+
+Two ways to run it:
+- `ServerThread`: uvicorn in a thread of the test process (fast to start; the test can reach
+  the app's state), still real HTTP over a loopback socket;
+- `bridge_process`: `bridge serve` as a separate process, for tests that stop or kill it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from bridge.app import create_app
+from bridge.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+POLICIES = REPO / "policies"
+# The AuthZEN interop data lives beside the project (public data, not part of the product).
+INTEROP = Path(os.environ.get("BRIDGE_INTEROP_DIR", REPO.parent / "shared" / "authzen-interop"))
+
+
+def interop_file(relative: str) -> Any:
+    path = INTEROP / "openid-authzen" / relative
+    if not path.is_file():
+        pytest.fail(f"interop data not found: {path} (set BRIDGE_INTEROP_DIR)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerThread:
+    """A uvicorn server for `app` on 127.0.0.1, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self._sock = socket.socket()
+        # Without TCP_NODELAY a response written in two parts waits for a delayed ACK (~40 ms).
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = app
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+def write_config(path: Path, stores: dict[str, Path], extra: str = "") -> Path:
+    """A TOML config serving `stores`, plus any `extra` TOML text."""
+    lines = ["[reload]", "interval_seconds = 0.2", ""]
+    for name, folder in stores.items():
+        lines += [f"[stores.{name}]", f"path = {json.dumps(str(folder))}", ""]
+    path.write_text("\n".join(lines) + extra, encoding="utf-8")
+    return path
+
+
+def settings_for(tmp_path: Path, stores: dict[str, Path], extra: str = "") -> Settings:
+    return load_settings(write_config(tmp_path / "bridge.toml", stores, extra))
+
+
+@contextlib.contextmanager
+def serve(settings: Settings) -> Iterator[ServerThread]:
+    with ServerThread(create_app(settings)) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def bridge_process(config: Path, port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`bridge serve` in its own process; yields once `/healthz` answers."""
+    port = port or free_port()
+    log = config.with_suffix(".log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "serve", "--config", str(config), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    proc.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"bridge exited: {config.with_suffix('.log').read_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{proc.url}/healthz", timeout=1).status_code == 200:  # type: ignore[attr-defined]
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("bridge did not start in time")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def demo_server() -> Iterator[ServerThread]:
+    """The bridge as `make run` configures it (all shipped stores), shared by many tests."""
+    with serve(load_settings(REPO / "bridge.toml")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def client(demo_server: ServerThread) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=demo_server.url, timeout=10) as http:
+        yield http
