@@ -138,6 +138,11 @@ _ENTITY_MEMBERS = ("subject", "action", "resource")
 
 def drop_nulls(payload: JSONObject) -> JSONObject:
     """A null optional member counts as absent (a null required one then reads as missing)."""
+    if None not in payload.values() and not any(
+        isinstance(payload.get(key), dict) and None in payload[key].values()
+        for key in (*_ENTITY_MEMBERS, "page")
+    ):
+        return payload
     out = {k: v for k, v in payload.items() if v is not None}
     for key in (*_ENTITY_MEMBERS, "page"):
         member = out.get(key)

@@ -45,7 +45,8 @@ def parse_evaluations(
         if not isinstance(item, dict):
             raise BadRequest(f"evaluations[{n}] must be an object")
         try:
-            parsed.append(EvaluationRequest.model_validate(drop_nulls(merge_defaults(body, item))))
+            merged = merge_defaults(body, drop_nulls(item))
+            parsed.append(EvaluationRequest.model_validate(drop_nulls(merged)))
         except ValidationError as exc:
             parsed.append(describe(exc))
     return parsed, semantic

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ..settings import LimitsSettings
 from .batch import truncate
@@ -92,11 +93,11 @@ class StoreAPI:
         base = self.endpoints.prefix + API_PATH
         post = ["POST"]
         return [
-            Route(f"{base}/evaluation", _guarded(self.evaluation), methods=post),
-            Route(f"{base}/evaluations", _guarded(self.evaluations), methods=post),
-            Route(f"{base}/search/subject", _guarded(self.search_subject), methods=post),
-            Route(f"{base}/search/resource", _guarded(self.search_resource), methods=post),
-            Route(f"{base}/search/action", _guarded(self.search_action), methods=post),
+            Route(f"{base}/evaluation", _Endpoint(self.evaluation), methods=post),
+            Route(f"{base}/evaluations", _Endpoint(self.evaluations), methods=post),
+            Route(f"{base}/search/subject", _Endpoint(self.search_subject), methods=post),
+            Route(f"{base}/search/resource", _Endpoint(self.search_resource), methods=post),
+            Route(f"{base}/search/action", _Endpoint(self.search_action), methods=post),
             Route(self.endpoints.metadata_path, self.metadata, methods=["GET"]),
         ]
 
@@ -139,19 +140,24 @@ class StoreAPI:
         return JSONResponse(self.endpoints.metadata(), headers={"Cache-Control": "max-age=300"})
 
 
-def _guarded(handler: Handler) -> Handler:
-    """Turn refusals into AuthZEN error responses and a failed PDP into a 500."""
+class _Endpoint:
+    """An endpoint as a plain ASGI app: refusals become AuthZEN error responses, a failed
+    PDP a 500. (Plain ASGI skips a layer of Starlette's per-request wrapping; these
+    endpoints handle their own errors.)"""
 
-    async def endpoint(request: Request) -> Response:
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
         try:
-            return await handler(request)
+            response = await self.handler(request)
         except AuthZENError as error:
-            return error_response(error)
+            response = error_response(error)
         except PDPError as error:
             log.error("no decision for %s: %s", request.url.path, error)
-            return JSONResponse(
+            response = JSONResponse(
                 {"error": {"status": 500, "message": "no decision could be made"}},
                 status_code=500,
             )
-
-    return endpoint
+        await response(scope, receive, send)

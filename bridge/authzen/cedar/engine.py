@@ -178,6 +178,11 @@ class CedarPDP:
 
     def _decide(self, store: PolicyStore, items: list[_Item]) -> list[Decision | str]:
         """One outcome per item, in order: a Decision, or the engine's reason for none."""
+        if len(items) == 1 and not items[0].overlays:
+            # The common single decision: no grouping, the store's pre-parsed entities.
+            policy_set, _ = store.index.policy_set(items[0].key)
+            result = cedarpy.is_authorized(items[0].request, policy_set, store.entities.handle)
+            return [self._outcome(result)]
         outcomes: list[Decision | str] = [""] * len(items)
         groups: dict[IndexKey, list[int]] = {}
         for n, item in enumerate(items):
@@ -273,7 +278,9 @@ def _calls(
     """Split items into Cedar calls, each with the entities its requests need.
 
     Items that change no entity share the store's pre-parsed handle. Otherwise a call gets
-    a slice; two items that overlay the same entity differently go to separate calls.
+    a slice, and items share a call only when every entity they can reach looks the same to
+    all of them: an item that overlays an entity never shares with one that reaches the
+    stored (or a differently overlaid) version of it.
     """
     if not any(item.overlays for item in items):
         return [(list(range(len(items))), graph.handle)]
@@ -283,14 +290,16 @@ def _calls(
     calls: list[tuple[list[int], cedarpy.Entities | str]] = []
     chunk: list[int] = []
     overlays: dict[EntityUid, Record] = {}
-    uids: set[EntityUid] = set(named_slice)
+    used: set[EntityUid] = set()
     for n, item in enumerate(items):
-        if any(overlays.get(uid, record) != record for uid, record in item.overlays.items()):
-            calls.append((chunk, graph.serialise(uids, overlays)))
-            chunk, overlays, uids = [], {}, set(named_slice)
+        reach = set(named_slice).union(item.uids)
+        for uid in item.uids:
+            reach |= graph.slice(uid)
+        if any(overlays.get(uid) != item.overlays.get(uid) for uid in used & reach):
+            calls.append((chunk, graph.serialise(used, overlays)))
+            chunk, overlays, used = [], {}, set()
         chunk.append(n)
         overlays.update(item.overlays)
-        for uid in item.uids:
-            uids |= graph.slice(uid)
-    calls.append((chunk, graph.serialise(uids, overlays)))
+        used |= reach
+    calls.append((chunk, graph.serialise(used, overlays)))
     return calls

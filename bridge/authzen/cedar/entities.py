@@ -93,17 +93,10 @@ class EntityGraph:
         return result
 
     def serialise(self, uids: Iterable[EntityUid], overlays: dict[EntityUid, Record]) -> str:
-        """A Cedar entities document: stored fragments, with overlaid entities replaced."""
-        parts = [
-            json.dumps(overlays[uid], separators=(",", ":"))
-            if uid in overlays
-            else self.fragment(uid)
-            for uid in uids
-        ]
+        """A Cedar entities document: the overlays, and the stored form of the other `uids`."""
+        parts = [json.dumps(record, separators=(",", ":")) for record in overlays.values()]
         parts.extend(
-            json.dumps(record, separators=(",", ":"))
-            for uid, record in overlays.items()
-            if uid not in self._records
+            self.fragment(uid) for uid in uids if uid not in overlays and uid in self._records
         )
         return "[" + ",".join(parts) + "]"
 

@@ -1,8 +1,8 @@
 """How AuthZEN names and values become Cedar names and values.
 
 - An AuthZEN `type` that is a valid Cedar entity type name is used verbatim; any other string
-  is escaped as `AuthZEN_<hex of its UTF-8>`, which is injective, so two AuthZEN types never
-  share a Cedar type.
+  is escaped as `AuthZEN_<hex of its UTF-8>`. Names that already start with `AuthZEN_` are
+  escaped too, so two AuthZEN types never share a Cedar type.
 - An action name `n` is the entity `Action::"n"`.
 - Property values are JSON, but Cedar has no null and no floats, and reads some object shapes
   as entity references: those are dropped or converted (see `to_cedar_value`).
@@ -30,7 +30,9 @@ _DECIMAL_LIMIT = 922_337_203_685_477
 
 def cedar_type(authzen_type: str) -> str:
     segments = authzen_type.split("::")
-    if all(_IDENT.match(s) and s not in _RESERVED for s in segments):
+    if not authzen_type.startswith(_ESCAPE_PREFIX) and all(
+        _IDENT.match(s) and s not in _RESERVED for s in segments
+    ):
         return authzen_type
     return _ESCAPE_PREFIX + authzen_type.encode("utf-8").hex()
 
