@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .settings import DEFAULT_CONFIG, ConfigError, Settings, StoreSettings, load_settings
+from .settings import (
+    DEFAULT_CONFIG,
+    STORE_NAME_PATTERN,
+    ConfigError,
+    Settings,
+    StoreSettings,
+    load_settings,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,8 +67,12 @@ def _settings(args: argparse.Namespace) -> Settings | None:
         return None
     for spec in getattr(args, "policy_store", []):
         name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            print(f"--policy-store expects NAME=DIR, got {spec!r}", file=sys.stderr)
+        if not sep or not re.match(STORE_NAME_PATTERN, name) or not folder:
+            print(
+                f"--policy-store expects NAME=DIR with NAME like 'todo' "
+                f"(lowercase letters, digits, - and _), got {spec!r}",
+                file=sys.stderr,
+            )
             return None
         settings.stores[name] = StoreSettings(path=Path(folder).resolve())
     return settings

@@ -11,7 +11,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .request_id import new_request_id, request_id_var
 
 _HEADER = b"x-request-id"
-_MAX_LENGTH = 256
 
 
 class RequestIDMiddleware:
@@ -23,7 +22,7 @@ class RequestIDMiddleware:
             await self.app(scope, receive, send)
             return
         value = next((v for k, v in scope["headers"] if k == _HEADER), None)
-        if value is None or not value or len(value) > _MAX_LENGTH:
+        if not value:
             value = new_request_id().encode("ascii")
         request_id_var.set(value.decode("latin-1"))
 

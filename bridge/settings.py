@@ -83,6 +83,8 @@ class PEPAuthSettings(_Section):
     def _jwt_needs_keys(self) -> PEPAuthSettings:
         if self.jwt_issuer and not (self.jwks or self.jwks_uri):
             raise ValueError("jwt_issuer needs `jwks` or `jwks_uri`")
+        if self.jwks and self.jwks_uri:
+            raise ValueError("give `jwks` or `jwks_uri`, not both")
         return self
 
     @property
@@ -148,7 +150,8 @@ class PDPSettings(_Section):
         return self
 
 
-StoreName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+STORE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+StoreName = Annotated[str, Field(pattern=STORE_NAME_PATTERN)]
 
 
 class Settings(_Section):

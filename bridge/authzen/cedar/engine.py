@@ -10,6 +10,7 @@ with the request's `properties`; the request `context` is the Cedar context, plu
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -214,10 +215,11 @@ def _permitted(outcome: Decision | str) -> bool:
     return isinstance(outcome, Decision) and outcome.decision
 
 
-def _context(context: JSONObject | None, action_properties: JSONObject | None) -> dict[str, Any]:
+def _context(context: JSONObject | None, action_properties: JSONObject | None) -> str:
+    """The Cedar context as JSON text: serialised once, however many requests share it."""
     record = cedar_record(context) if context else {}
     record[ACTION_PROPERTIES] = cedar_record(action_properties) if action_properties else {}
-    return record
+    return json.dumps(record, separators=(",", ":"))
 
 
 def _from_request(store: PolicyStore, request: EvaluationRequest) -> _Item:
@@ -236,7 +238,7 @@ def _item(
     principal: EntityUid,
     action: str,
     resource: EntityUid,
-    context: dict[str, Any],
+    context: str,
     overlays: dict[EntityUid, Record],
 ) -> _Item:
     return _Item(

@@ -1,0 +1,104 @@
+"""The documentation keeps up with the code.
+
+- docs/configuration.md has a table row for every option of bridge/settings.py, written as
+  `section.option` in the first column (`stores.<name>.…` for store and auth options), and
+  no row for an option that does not exist;
+- README.md gives `make run` and `make test` before its first `##` heading;
+- no document names a path of the machine it was written on.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+import pytest
+from pydantic import BaseModel
+
+from bridge.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGURATION = REPO / "docs" / "configuration.md"
+README = REPO / "README.md"
+DOCS = [README, CONFIGURATION, REPO / "docs" / "policy-authoring.md"]
+
+# `dict[str, StoreSettings]` tables are documented under this placeholder key.
+NAME_PLACEHOLDER = "<name>"
+
+
+def _models(annotation: Any) -> list[tuple[type[BaseModel], bool]]:
+    """Settings models inside an annotation; True when they are the values of a dict."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [(annotation, False)]
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return [found for arg in get_args(annotation) for found in _models(arg)]
+    if origin is dict:
+        return [(model, True) for model, _ in _models(get_args(annotation)[1])]
+    return []
+
+
+def options(model: type[BaseModel], prefix: str = "") -> tuple[set[str], set[str]]:
+    """(leaf options, section names) of `model`, as dotted names."""
+    leaves: set[str] = set()
+    sections: set[str] = set()
+    for name, field in model.model_fields.items():
+        if model is Settings and name == "base_dir":
+            continue
+        dotted = f"{prefix}{name}"
+        nested = _models(field.annotation)
+        if not nested:
+            leaves.add(dotted)
+            continue
+        sections.add(dotted)
+        for sub, keyed in nested:
+            sub_prefix = f"{dotted}.{NAME_PLACEHOLDER}." if keyed else f"{dotted}."
+            sub_leaves, sub_sections = options(sub, sub_prefix)
+            leaves |= sub_leaves
+            sections |= sub_sections
+    return leaves, sections
+
+
+def documented_options(text: str) -> set[str]:
+    """Names in the first column of Markdown table rows: | `section.option` | ..."""
+    return set(re.findall(r"^\|\s*`([a-z_]+(?:\.[a-z_<>]+)+)`\s*\|", text, flags=re.MULTILINE))
+
+
+def test_the_walk_finds_every_section() -> None:
+    leaves, sections = options(Settings)
+    assert {"server", "limits", "search", "reload", "stores", "pdp", "pdp.remote"} <= sections
+    assert "stores.<name>.auth" in sections
+    assert {"server.port", "stores.<name>.path", "stores.<name>.auth.api_keys"} <= leaves
+    assert "pdp.remote.url" in leaves
+    assert not any("base_dir" in name for name in leaves)
+
+
+def test_every_option_is_documented() -> None:
+    leaves, _ = options(Settings)
+    documented = documented_options(CONFIGURATION.read_text(encoding="utf-8"))
+    missing = sorted(leaves - documented)
+    assert not missing, f"options without a row in docs/configuration.md: {missing}"
+
+
+def test_no_documented_option_is_made_up() -> None:
+    leaves, sections = options(Settings)
+    documented = documented_options(CONFIGURATION.read_text(encoding="utf-8"))
+    unknown = sorted(documented - leaves - sections)
+    assert not unknown, f"rows in docs/configuration.md for options that do not exist: {unknown}"
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    text = README.read_text(encoding="utf-8")
+    heading = re.search(r"^## ", text, flags=re.MULTILINE)
+    intro = text[: heading.start()] if heading else text
+    assert "make run" in intro
+    assert "make test" in intro
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_no_machine_paths(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    found = re.findall(r"(?<![\w.])/(?:work|home|root|Users|tmp)/\S*", text)
+    assert not found, f"{doc.name} names machine paths: {found}"

@@ -1,0 +1,156 @@
+"""openapi/bridge.json describes exactly the routes the app serves with bridge.toml.
+
+Routes of named stores are concrete (`/stores/todo/access/v1/evaluation`); the description
+has them once, templated (`/stores/{store}/access/v1/evaluation`). Every route must match a
+described path and method, and every described path and method must be served, for every
+named store when the path is templated.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.routing import Route
+
+from bridge.app import create_app
+from bridge.authzen.routes import StoreEndpoints
+from bridge.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+DESCRIPTION = REPO / "openapi" / "bridge.json"
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    data = json.loads(DESCRIPTION.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def served() -> set[tuple[str, str]]:
+    """(path, method) of every route the app serves with bridge.toml, HEAD left out."""
+    app = create_app(load_settings(REPO / "bridge.toml"))
+    out: set[tuple[str, str]] = set()
+    for route in app.routes:
+        assert isinstance(route, Route), f"unexpected route kind: {route!r}"
+        out |= {(route.path, m.lower()) for m in route.methods or () if m != "HEAD"}
+    return out
+
+
+@pytest.fixture(scope="module")
+def named_stores() -> list[str]:
+    settings = load_settings(REPO / "bridge.toml")
+    names = [name for name in settings.stores if name != "default"]
+    assert names, "bridge.toml should serve at least one named store"
+    return names
+
+
+def described(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+
+def template_regex(path: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}/]+\})", path)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
+
+
+def test_document_is_openapi_3_1(document: dict[str, Any]) -> None:
+    assert re.fullmatch(r"3\.1\.\d+", document["openapi"])
+    assert document["info"]["title"] and document["info"]["version"]
+    assert document["paths"]
+
+
+def test_every_served_route_is_described(
+    document: dict[str, Any], served: set[tuple[str, str]]
+) -> None:
+    templates = [(template_regex(path), path, method) for path, method in described(document)]
+    missing = []
+    for path, method in sorted(served):
+        matches = [t for rx, t, m in templates if m == method and rx.fullmatch(path)]
+        if len(matches) != 1:
+            missing.append((path, method, matches))
+    assert not missing, f"served but not described exactly once: {missing}"
+
+
+def test_every_described_operation_is_served(
+    document: dict[str, Any], served: set[tuple[str, str]], named_stores: list[str]
+) -> None:
+    absent = []
+    for path, method in sorted(described(document)):
+        if "{" not in path:
+            concrete = [path]
+        else:
+            assert set(re.findall(r"\{([^}]+)\}", path)) == {"store"}, path
+            concrete = [path.replace("{store}", name) for name in named_stores]
+        absent += [(p, method) for p in concrete if (p, method) not in served]
+    assert not absent, f"described but not served: {absent}"
+
+
+def test_default_store_has_no_store_prefix(served: set[tuple[str, str]]) -> None:
+    assert not any(path.startswith("/stores/default/") for path, _ in served)
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for value in node.values() for r in _refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in _refs(value)]
+    return []
+
+
+def test_every_reference_resolves(document: dict[str, Any]) -> None:
+    for ref in _refs(document):
+        assert ref.startswith("#/"), ref
+        node: Any = document
+        for part in ref[2:].split("/"):
+            assert isinstance(node, dict) and part in node, f"unresolved {ref}"
+            node = node[part]
+
+
+def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = document
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def test_every_response_carries_request_id_and_errors_share_one_shape(
+    document: dict[str, Any],
+) -> None:
+    error_schema = {"$ref": "#/components/schemas/Error"}
+    for path, method in described(document):
+        operation = document["paths"][path][method]
+        for status, response in operation["responses"].items():
+            response = _resolve(document, response)
+            assert "X-Request-ID" in response.get("headers", {}), (path, method, status)
+            if int(status) >= 400 and status != "503":
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == error_schema, (path, method, status)
+
+
+def test_api_operations_list_the_transport_errors(document: dict[str, Any]) -> None:
+    for path, method in described(document):
+        if "/access/v1/" in path:
+            statuses = set(document["paths"][path][method]["responses"])
+            assert {"200", "400", "401", "405", "413", "415", "500"} <= statuses, path
+
+
+def test_metadata_schema_lists_the_members_the_bridge_sends(document: dict[str, Any]) -> None:
+    sent = set(StoreEndpoints("search", "https://pdp.example.com").metadata())
+    schema = document["components"]["schemas"]["Metadata"]
+    assert set(schema["properties"]) == sent
+    assert set(schema["required"]) <= sent
