@@ -27,7 +27,9 @@ test: lint
 	$(BIN)/bridge check --config bridge.toml
 	$(BIN)/pytest
 
+# wrk drives the HTTP benchmarks; installed from the distribution when missing (needs root).
 bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/authzen.py
 
 clean:

@@ -6,6 +6,7 @@ checks that the two agree.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -184,7 +185,9 @@ def load_settings(path: Path | None) -> Settings:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        # Python before 3.14 gives the position only inside the message.
+        at = re.search(r"at line (\d+)", str(exc))
+        line = int(at.group(1)) if at else None
         raise ConfigError([ConfigProblem(str(path), line, str(exc))]) from exc
     from pydantic import ValidationError
 

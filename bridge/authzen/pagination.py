@@ -68,7 +68,11 @@ class Paginator:
 
 def _fingerprint(scope: str, request: BaseModel) -> bytes:
     data: Any = request.model_dump(exclude_none=True)
-    if isinstance(data.get("page"), dict):
-        data["page"].pop("token", None)
+    page = data.get("page")
+    if isinstance(page, dict):
+        page.pop("token", None)
+        if not page:
+            # A first request without `page` and its follow-up with only a token are one request.
+            del data["page"]
     canonical = json.dumps([scope, data], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).digest()[:_FINGERPRINT_BYTES]

@@ -7,6 +7,7 @@ policy statements (and the elements of `entities.json`) itself and checks each o
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 
@@ -104,5 +105,7 @@ def _skip_ws(text: str, i: int) -> int:
 
 def find_word_line(text: str, word: str) -> int | None:
     """Line of the first occurrence of `word`, used to place schema errors that name a token."""
-    at = text.find(word) if word else -1
-    return None if at < 0 else line_of_offset(text, at)
+    if not word:
+        return None
+    found = re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text)
+    return None if found is None else line_of_offset(text, found.start())
