@@ -30,7 +30,7 @@ test: lint
 # wrk drives the HTTP benchmarks; installed from the distribution when missing (needs root).
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(BIN)/python bench/authzen.py
+	$(BIN)/python -m bench.authzen
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,7 @@
    apply (with the policy index, and for contrast Cedar over the whole set).
 4. Resource search over 10,000 resources (in process and over HTTP).
 
-Usage: python bench/authzen.py [--seconds 5] [--rounds 3] [--connections 16]
+Usage: python -m bench.authzen [--seconds 5] [--rounds 3] [--connections 16]
 Needs `wrk` on the PATH for the HTTP figures (`make bench` installs it where it can).
 """
 
@@ -30,14 +30,12 @@ from pathlib import Path
 import cedarpy
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.stores import VIEW, write_store  # noqa: E402
-from bridge.authzen.cedar.engine import CedarPDP  # noqa: E402
-from bridge.authzen.cedar.reload import StoreHolder  # noqa: E402
-from bridge.authzen.cedar.store import load_store  # noqa: E402
-from bridge.authzen.models import EvaluationRequest, ResourceSearchRequest  # noqa: E402
-from bridge.authzen.pagination import Paginator  # noqa: E402
+from bench.stores import VIEW, write_store
+from bridge.authzen.cedar.engine import CedarPDP
+from bridge.authzen.cedar.reload import StoreHolder
+from bridge.authzen.cedar.store import load_store
+from bridge.authzen.models import EvaluationRequest, ResourceSearchRequest
+from bridge.authzen.pagination import Paginator
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = {
@@ -162,6 +160,15 @@ def http_figures(args: argparse.Namespace, workdir: Path) -> None:
     print(f"resource search, 10,000 resources     {1000 / search_rate:10.1f} ms over HTTP")
 
 
+# VIEW as the engine hands it to Cedar, for deciding over the whole policy set.
+CEDAR_VIEW = {
+    "principal": {"type": "user", "id": "alice"},
+    "action": {"type": "Action", "id": "view"},
+    "resource": {"type": "document", "id": "doc-3"},
+    "context": {"action_properties": {}},
+}
+
+
 def in_process_figures(workdir: Path) -> None:
     request = EvaluationRequest.model_validate(VIEW)
     paginator = Paginator(None, 1000)
@@ -171,15 +178,9 @@ def in_process_figures(workdir: Path) -> None:
         pdp = CedarPDP(StoreHolder(store), paginator, explanations=False)
         assert asyncio.run(pdp.evaluate(request)).decision is True
         indexed = _per_call(lambda pdp=pdp: asyncio.run(_many(pdp, request, 200)), 200)
-        cedar_request = {
-            "principal": {"type": "user", "id": "alice"},
-            "action": {"type": "Action", "id": "view"},
-            "resource": {"type": "document", "id": "doc-3"},
-            "context": {},
-        }
         whole = _per_call(
             lambda s=store: [
-                cedarpy.is_authorized(cedar_request, s.policy_set, s.entities.handle)
+                cedarpy.is_authorized(CEDAR_VIEW, s.policy_set, s.entities.handle)
                 for _ in range(200)
             ],
             200,
