@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.authzen import remote
+from bridge.authzen import remote, remote_transport
 from bridge.authzen.errors import PDPProtocolError, PDPRequestRejected, PDPUnavailable
 from bridge.authzen.models import (
     ActionSearchRequest,
@@ -291,7 +291,7 @@ async def test_backoff_doubles_from_the_configured_delay(monkeypatch: pytest.Mon
     async def record(delay: float) -> None:
         delays.append(delay)
 
-    monkeypatch.setattr(remote, "_sleep", record)
+    monkeypatch.setattr(remote_transport, "_sleep", record)
     fake = FakePDP({EVAL: lambda r: httpx.Response(504)})
     async with client(fake, discovery=False, retries=3, backoff_seconds=0.5) as pdp:
         with pytest.raises(PDPUnavailable):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, NoReturn
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .errors import AuthZENError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .models import JSONObject
+from .strict_json import DuplicateMemberError, NotUTF8Error, StrictJSONError, loads
 
 JSON_MEDIA_TYPE = "application/json"
 
@@ -29,14 +27,12 @@ async def read_json_object(request: Request, max_bytes: int) -> JSONObject:
     if not body.strip():
         raise BadRequest("the request body is empty")
     try:
-        data = json.loads(
-            body.decode("utf-8"), object_pairs_hook=_unique_members, parse_constant=_no_constants
-        )
-    except UnicodeDecodeError:
+        data = loads(body)
+    except NotUTF8Error:
         raise BadRequest("the request body is not UTF-8") from None
-    except _DuplicateMember as dup:
+    except DuplicateMemberError as dup:
         raise BadRequest(f"member {dup.name!r} appears twice in one object") from None
-    except (ValueError, RecursionError):
+    except StrictJSONError:
         raise BadRequest("the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
@@ -51,28 +47,6 @@ async def _read_bounded(request: Request, max_bytes: int) -> bytes:
         if len(body) > max_bytes:
             raise PayloadTooLarge(f"the request body is larger than {max_bytes} bytes")
     return bytes(body)
-
-
-class _DuplicateMember(ValueError):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> JSONObject:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise _DuplicateMember(name)
-            seen.add(name)
-    return obj
-
-
-def _no_constants(name: str) -> NoReturn:
-    # NaN and Infinity are not JSON, whatever Python's parser accepts by default.
-    raise ValueError(name)
 
 
 def json_response(body: JSONObject, status: int = 200) -> Response:
