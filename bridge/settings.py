@@ -151,6 +151,102 @@ class PDPSettings(_Section):
         return self
 
 
+class StorageSettings(_Section):
+    path: Path = Field(
+        Path("var/bridge.sqlite3"),
+        description="The SQLite database file (created with its folder on first start).",
+    )
+
+
+class DPoPSettings(_Section):
+    algorithms: list[str] = Field(
+        default_factory=lambda: [
+            "ES256",
+            "ES384",
+            "ES512",
+            "RS256",
+            "RS384",
+            "RS512",
+            "PS256",
+            "PS384",
+            "PS512",
+            "EdDSA",
+        ],
+        description="Signature algorithms accepted on DPoP proofs.",
+    )
+    iat_leeway_seconds: int = Field(
+        60, ge=1, le=600, description="How far a proof's `iat` may lie from the server clock."
+    )
+    require_nonce: bool = Field(
+        False, description="Demand a server-issued `nonce` in every proof (RFC 9449 §8)."
+    )
+    nonce_lifetime_seconds: int = Field(
+        300, ge=10, description="How long a server-issued DPoP nonce is accepted."
+    )
+
+
+class TrustedIssuerSettings(_Section):
+    """An issuer whose JWTs the bridge accepts as subject tokens, actor tokens and assertions."""
+
+    issuer: str = Field(description="The `iss` of its tokens.")
+    audience: str | None = Field(
+        None, description="The `aud` its tokens must carry; defaults to the bridge's issuer."
+    )
+    jwks: dict[str, Any] | None = Field(None, description="Its JWKS, inline.")
+    jwks_uri: HttpUrl | None = Field(None, description="Where to fetch its JWKS.")
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["ES256", "RS256", "PS256", "EdDSA"],
+        description="Signature algorithms accepted on its tokens.",
+    )
+    subject_type: str = Field(
+        "user", description="AuthZEN `subject.type` of the principals its tokens name."
+    )
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> TrustedIssuerSettings:
+        if bool(self.jwks) == bool(self.jwks_uri):
+            raise ValueError("give exactly one of `jwks` and `jwks_uri`")
+        return self
+
+
+class OAuthSettings(_Section):
+    issuer: str | None = Field(
+        None, description="The authorization server's issuer; defaults to `server.public_url`."
+    )
+    clients_file: Path = Field(
+        Path("clients.toml"), description="The client registry, managed by `bridge clients`."
+    )
+    profiles_dir: Path = Field(
+        Path("profiles"), description="Folder of RAR type profiles (`*.json`)."
+    )
+    key_encryption_key_file: Path = Field(
+        Path("var/signing-keys.kek"),
+        description=(
+            "File holding the key that encrypts signing keys at rest; created (mode 0600) on "
+            "first start. Give every replica the same file."
+        ),
+    )
+    signing_alg: Literal["ES256", "ES384", "RS256", "PS256", "EdDSA"] = Field(
+        "ES256", description="Algorithm of newly generated access token signing keys."
+    )
+    access_token_lifetime_seconds: int = Field(
+        600, ge=10, description="Access token lifetime, unless a client sets its own."
+    )
+    refresh_token_lifetime_seconds: int = Field(
+        86_400, ge=60, description="Refresh token lifetime (rotation keeps the original end)."
+    )
+    client_subject_type: str = Field(
+        "client", description="AuthZEN `subject.type` of a client acting for itself."
+    )
+    max_authorization_details: int = Field(
+        20, ge=1, description="Most `authorization_details` entries in one token request."
+    )
+    dpop: DPoPSettings = Field(default_factory=DPoPSettings)
+    trusted_issuers: list[TrustedIssuerSettings] = Field(
+        default_factory=list, description="Issuers of subject tokens, actor tokens, assertions."
+    )
+
+
 STORE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 StoreName = Annotated[str, Field(pattern=STORE_NAME_PATTERN)]
 
@@ -165,13 +261,22 @@ class Settings(_Section):
         description="Named Cedar policy stores; `default` answers at `/access/v1/...`.",
     )
     pdp: PDPSettings = Field(default_factory=PDPSettings)
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
 
     # Where relative store paths are resolved from: the folder of the config file.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     def store_path(self, name: str) -> Path:
-        path = self.stores[name].path
+        return self.resolve(self.stores[name].path)
+
+    def resolve(self, path: Path) -> Path:
+        """A configured path, relative to the configuration file's folder."""
         return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def issuer(self) -> str:
+        return (self.oauth.issuer or self.server.public_url).rstrip("/")
 
 
 def load_settings(path: Path | None) -> Settings:

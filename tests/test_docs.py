@@ -37,6 +37,9 @@ def _models(annotation: Any) -> list[tuple[type[BaseModel], bool]]:
         return [found for arg in get_args(annotation) for found in _models(arg)]
     if origin is dict:
         return [(model, True) for model, _ in _models(get_args(annotation)[1])]
+    if origin is list:
+        # An array of tables (`[[section]]`): its members are documented as `section.option`.
+        return _models(get_args(annotation)[0])
     return []
 
 

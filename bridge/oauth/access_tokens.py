@@ -1,0 +1,41 @@
+"""RFC 9068 JWT access tokens: minted by the token endpoint, read back by introspection."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jws import extract_compact
+
+from .keys import SigningKeys
+
+TYP = "at+jwt"
+
+
+async def mint(keys: SigningKeys, claims: dict[str, Any]) -> str:
+    signing = await keys.active()
+    header = {"typ": TYP, "alg": signing.alg, "kid": signing.kid}
+    return jwt.encode(header, claims, signing.key)
+
+
+async def read(keys: SigningKeys, token: str, issuer: str) -> dict[str, Any] | None:
+    """The claims of a valid, unexpired access token this bridge issued; None otherwise."""
+    try:
+        header = extract_compact(token.encode("ascii")).protected
+    except (JoseError, ValueError, UnicodeError):
+        return None
+    if header.get("typ") != TYP or not isinstance(header.get("kid"), str):
+        return None
+    signing = await keys.verification_key(header["kid"])
+    if signing is None or header.get("alg") != signing.alg:
+        return None
+    try:
+        claims = dict(jwt.decode(token, signing.key, algorithms=[signing.alg]).claims)
+    except (JoseError, ValueError):
+        return None
+    exp = claims.get("exp")
+    if claims.get("iss") != issuer or not isinstance(exp, int) or exp <= time.time():
+        return None
+    return claims

@@ -1,0 +1,177 @@
+"""Access token signing keys: generated on first start, kept in the store, rotated on demand.
+
+Private keys reach the store only sealed (AES-GCM under a key-encryption key kept in a file
+of mode 0600), so a database dump signs nothing. Rotation publishes the new key at once and
+keeps every retired public key in the JWKS until the tokens it signed have expired. A
+running server picks up a rotation made by another process (`bridge keys rotate`) within
+`cache_seconds`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from ..store.base import SigningKeyRecord, SigningKeyStore
+
+Key = ECKey | RSAKey | OKPKey
+
+_NONCE_BYTES = 12
+
+
+def load_or_create_kek(path: Path) -> bytes:
+    """The key-encryption key; a new random one (file mode 0600) when the file is absent."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first; read theirs
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    raw = base64.b64decode(path.read_text().strip())
+    if len(raw) != 32:
+        raise ValueError(f"{path}: a key-encryption key must be 32 bytes (base64)")
+    return raw
+
+
+def seal(kek: bytes, kid: str, private_jwk: dict[str, Any]) -> bytes:
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    plain = json.dumps(private_jwk).encode()
+    return nonce + AESGCM(kek).encrypt(nonce, plain, kid.encode())
+
+
+def unseal(kek: bytes, kid: str, sealed: bytes) -> dict[str, Any]:
+    nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
+    data: dict[str, Any] = json.loads(AESGCM(kek).decrypt(nonce, body, kid.encode()))
+    return data
+
+
+def generate_key(alg: str) -> Key:
+    key: Key
+    if alg == "ES256":
+        key = ECKey.generate_key("P-256", auto_kid=True)
+    elif alg == "ES384":
+        key = ECKey.generate_key("P-384", auto_kid=True)
+    elif alg == "EdDSA":
+        key = OKPKey.generate_key("Ed25519", auto_kid=True)
+    elif alg in ("RS256", "PS256"):
+        key = RSAKey.generate_key(3072, auto_kid=True)
+    else:
+        raise ValueError(f"unsupported signing algorithm {alg}")
+    return key
+
+
+def import_key(jwk: dict[str, Any]) -> Key:
+    kty = jwk.get("kty")
+    if kty == "EC":
+        return ECKey.import_key(jwk)
+    if kty == "RSA":
+        return RSAKey.import_key(jwk)
+    if kty == "OKP":
+        return OKPKey.import_key(jwk)
+    raise ValueError(f"unsupported key type {kty}")
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    alg: str
+    key: Key
+
+
+class SigningKeys:
+    def __init__(
+        self, store: SigningKeyStore, kek: bytes, alg: str, *, cache_seconds: float = 2.0
+    ) -> None:
+        self._store = store
+        self._kek = kek
+        self._alg = alg
+        self._cache_seconds = cache_seconds
+        self._loaded_at = -1.0
+        self._records: list[SigningKeyRecord] = []
+        self._active: SigningKey | None = None
+        self._public: dict[str, SigningKey] = {}
+
+    async def ensure(self) -> None:
+        """Make the first key when the store has none that can sign."""
+        await self._refresh(force=True)
+        if self._active is None:
+            await self.rotate(keep_published_for=0)
+
+    async def rotate(self, keep_published_for: float) -> str:
+        """A new active key; the old ones stop signing now and leave the JWKS after
+        `keep_published_for` seconds (the longest lifetime of a token they signed)."""
+        key = generate_key(self._alg)
+        now = time.time()
+        record = SigningKeyRecord(
+            kid=key.kid or key.thumbprint(),
+            alg=self._alg,
+            public_jwk=json.dumps(key.as_dict(private=False)),
+            private_jwk_sealed=seal(self._kek, key.kid or "", key.as_dict(private=True)),
+            created_at=now,
+        )
+        await self._store.add_signing_key(
+            record, retire_others_at=now, others_expire_at=now + keep_published_for
+        )
+        await self._refresh(force=True)
+        return record.kid
+
+    async def active(self) -> SigningKey:
+        await self._refresh()
+        if self._active is None:
+            raise RuntimeError("no active signing key (was ensure() called?)")
+        return self._active
+
+    async def verification_key(self, kid: str) -> SigningKey | None:
+        await self._refresh()
+        found = self._public.get(kid)
+        if found is None:
+            # Perhaps rotated by another process since the last look.
+            await self._refresh(force=True)
+            found = self._public.get(kid)
+        return found
+
+    async def jwks(self) -> dict[str, Any]:
+        # Always from the store: a rotation must be visible at once.
+        await self._refresh(force=True)
+        keys = []
+        for record in self._records:
+            jwk = json.loads(record.public_jwk)
+            keys.append({**jwk, "kid": record.kid, "alg": record.alg, "use": "sig"})
+        return {"keys": keys}
+
+    async def _refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._loaded_at < self._cache_seconds:
+            return
+        records = await self._store.signing_keys()
+        self._loaded_at = now
+        if [(r.kid, r.retired_at) for r in records] == [
+            (r.kid, r.retired_at) for r in self._records
+        ]:
+            return  # nothing changed: keep the imported keys
+        self._records = records
+        self._public = {
+            r.kid: SigningKey(r.kid, r.alg, import_key(json.loads(r.public_jwk))) for r in records
+        }
+        signing = next((r for r in records if r.retired_at is None), None)
+        self._active = (
+            None
+            if signing is None
+            else SigningKey(
+                signing.kid,
+                signing.alg,
+                import_key(unseal(self._kek, signing.kid, signing.private_jwk_sealed)),
+            )
+        )

@@ -1,0 +1,84 @@
+"""JWTs from other issuers the bridge trusts: subject and actor tokens (RFC 8693) and
+authorization grant assertions (RFC 7523, ID-JAG).
+
+The issuer is read from the unverified token only to pick its configuration and keys; the
+signature, `iss`, `aud` and lifetime are then checked against that configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jws import extract_compact
+
+from ..jwks import JWKSError, JWKSource
+from ..settings import TrustedIssuerSettings
+
+LEEWAY_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    issuer: TrustedIssuerSettings
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+    @property
+    def sub(self) -> str:
+        return str(self.claims["sub"])
+
+
+class UntrustedToken(Exception):
+    """The token is not a valid JWT from a trusted issuer (the message says what failed)."""
+
+
+class TrustedIssuers:
+    def __init__(
+        self, issuers: list[TrustedIssuerSettings], default_audience: str, http: httpx.AsyncClient
+    ) -> None:
+        self._issuers = {i.issuer: i for i in issuers}
+        self._default_audience = default_audience
+        self._keys = {
+            i.issuer: JWKSource(jwks=i.jwks, uri=str(i.jwks_uri) if i.jwks_uri else None, http=http)
+            for i in issuers
+        }
+
+    async def verify(self, token: str, *, audiences: set[str] | None = None) -> VerifiedToken:
+        """Check `token`; `audiences` are the acceptable `aud` values (default: the issuer's
+        configured audience, else the bridge's issuer)."""
+        try:
+            compact = extract_compact(token.encode("ascii"))
+            header = dict(compact.protected)
+            unverified = json.loads(compact.payload)
+        except (JoseError, ValueError, UnicodeError):
+            raise UntrustedToken("not a signed JWT") from None
+        claimed = unverified.get("iss") if isinstance(unverified, dict) else None
+        issuer = self._issuers.get(claimed) if isinstance(claimed, str) else None
+        if issuer is None:
+            raise UntrustedToken("not issued by a trusted issuer")
+        try:
+            keys = await self._keys[issuer.issuer].key_set(header.get("kid"))
+            claims = dict(jwt.decode(token, keys, algorithms=issuer.algorithms).claims)
+        except JWKSError:
+            raise UntrustedToken("the issuer's keys could not be loaded") from None
+        except (JoseError, ValueError):
+            raise UntrustedToken("the signature does not verify") from None
+        accepted = audiences or {issuer.audience or self._default_audience}
+        try:
+            jwt.JWTClaimsRegistry(
+                leeway=LEEWAY_SECONDS,
+                iss={"essential": True, "value": issuer.issuer},
+                sub={"essential": True},
+                exp={"essential": True},
+                aud={"essential": True, "values": sorted(accepted)},
+            ).validate(claims)
+        except JoseError as exc:
+            raise UntrustedToken(f"claim check failed: {exc.description or exc.error}") from None
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise UntrustedToken("sub must be a non-empty string")
+        return VerifiedToken(issuer, header, claims)

@@ -1,0 +1,83 @@
+"""What the bridge keeps between requests, behind one small interface per concern.
+
+The SQLite store implements all of them; the PostgreSQL store (several replicas) will too.
+Nothing secret is kept in clear: refresh tokens are looked up by hash, signing keys' private
+parts are encrypted before they reach a store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class ReplayCache(Protocol):
+    async def use_once(self, namespace: str, value: str, expires_at: float) -> bool:
+        """Record `value` in `namespace` until `expires_at` (epoch seconds).
+
+        True the first time; False when it was already recorded and has not expired — the
+        caller refuses the replay. Used for DPoP proof `jti`s and client assertion `jti`s.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRecord:
+    kid: str
+    alg: str
+    public_jwk: str  # JSON
+    private_jwk_sealed: bytes  # encrypted private JWK (see bridge.oauth.keys)
+    created_at: float
+    retired_at: float | None = None  # no longer signs from then on
+    expires_at: float | None = None  # leaves the JWKS from then on
+
+
+class SigningKeyStore(Protocol):
+    async def signing_keys(self) -> list[SigningKeyRecord]:
+        """Every key not yet past `expires_at`, newest first."""
+        ...
+
+    async def add_signing_key(
+        self, record: SigningKeyRecord, *, retire_others_at: float, others_expire_at: float
+    ) -> None:
+        """Store `record` as the active key; in the same transaction, retire every other
+        active key and keep it published until `others_expire_at`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    token_hash: str  # SHA-256 of the token, hex
+    family_id: str  # every rotation of one grant shares it
+    client_id: str
+    grant: str  # JSON: what the token may be refreshed into (principal, act, details, ...)
+    issued_at: float
+    expires_at: float
+    used_at: float | None = None
+    revoked_at: float | None = None
+
+
+class RefreshTokenStore(Protocol):
+    async def save_refresh_token(self, record: RefreshTokenRecord) -> None: ...
+
+    async def find_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None: ...
+
+    async def use_refresh_token(self, token_hash: str, now: float) -> RefreshTokenRecord | None:
+        """Mark the token used, atomically. Returns it when it was active (unused, not
+        revoked, not expired). A second use of a used token revokes its whole family (the
+        token has leaked) and returns None."""
+        ...
+
+    async def revoke_refresh_family(self, family_id: str, now: float) -> None: ...
+
+
+class RevocationStore(Protocol):
+    async def revoke_access_token(self, jti: str, expires_at: float) -> None: ...
+
+    async def is_access_token_revoked(self, jti: str) -> bool: ...
+
+
+class Store(ReplayCache, SigningKeyStore, RefreshTokenStore, RevocationStore, Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,240 @@
+"""The embedded store: one SQLite file.
+
+All statements run on one dedicated thread (SQLite connections are not shared between
+threads, and one writer at a time is what SQLite does anyway), so the event loop never
+blocks on disk. WAL mode lets readers in other processes (`bridge keys rotate`) work beside a
+running server; a busy timeout covers the short write locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from .base import RefreshTokenRecord, SigningKeyRecord
+
+_T = TypeVar("_T")
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS used_values (
+        namespace TEXT NOT NULL, value TEXT NOT NULL, expires_at REAL NOT NULL,
+        PRIMARY KEY (namespace, value)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS used_values_expiry ON used_values (expires_at)",
+    """CREATE TABLE IF NOT EXISTS signing_keys (
+        kid TEXT PRIMARY KEY, alg TEXT NOT NULL, public_jwk TEXT NOT NULL,
+        private_jwk_sealed BLOB NOT NULL, created_at REAL NOT NULL,
+        retired_at REAL, expires_at REAL)""",
+    """CREATE TABLE IF NOT EXISTS refresh_tokens (
+        token_hash TEXT PRIMARY KEY, family_id TEXT NOT NULL, client_id TEXT NOT NULL,
+        grant_json TEXT NOT NULL, issued_at REAL NOT NULL, expires_at REAL NOT NULL,
+        used_at REAL, revoked_at REAL)""",
+    "CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id)",
+    """CREATE TABLE IF NOT EXISTS revoked_access_tokens (
+        jti TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID""",
+]
+
+# Expired replay records are purged every this many writes (cheap: an indexed range delete).
+_PURGE_EVERY = 1000
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._db: sqlite3.Connection | None = None
+        self._writes = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a crash loses at most the last commits, never consistency.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        with _transaction(db):
+            for statement in _SCHEMA:
+                db.execute(statement)
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        return self._db
+
+    # -- replay cache --------------------------------------------------------------------
+
+    async def use_once(self, namespace: str, value: str, expires_at: float) -> bool:
+        def work() -> bool:
+            now = time.time()
+            with _transaction(self.db):
+                cursor = self.db.execute(
+                    "INSERT INTO used_values (namespace, value, expires_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (namespace, value) DO UPDATE SET expires_at = excluded.expires_at "
+                    "WHERE used_values.expires_at < ?",
+                    (namespace, value, expires_at, now),
+                )
+                first = cursor.rowcount == 1
+                self._writes += 1
+                if self._writes % _PURGE_EVERY == 0:
+                    for table in ("used_values", "revoked_access_tokens"):
+                        self.db.execute(f"DELETE FROM {table} WHERE expires_at < ?", (now,))
+            return first
+
+        return await self._run(work)
+
+    # -- signing keys --------------------------------------------------------------------
+
+    async def signing_keys(self) -> list[SigningKeyRecord]:
+        def work() -> list[SigningKeyRecord]:
+            rows = self.db.execute(
+                "SELECT kid, alg, public_jwk, private_jwk_sealed, created_at, retired_at, "
+                "expires_at FROM signing_keys WHERE expires_at IS NULL OR expires_at > ? "
+                "ORDER BY created_at DESC",
+                (time.time(),),
+            ).fetchall()
+            return [SigningKeyRecord(*row) for row in rows]
+
+        return await self._run(work)
+
+    async def add_signing_key(
+        self, record: SigningKeyRecord, *, retire_others_at: float, others_expire_at: float
+    ) -> None:
+        def work() -> None:
+            with _transaction(self.db):
+                self.db.execute(
+                    "UPDATE signing_keys SET retired_at = ?, expires_at = ? "
+                    "WHERE retired_at IS NULL",
+                    (retire_others_at, others_expire_at),
+                )
+                self.db.execute(
+                    "INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.kid,
+                        record.alg,
+                        record.public_jwk,
+                        record.private_jwk_sealed,
+                        record.created_at,
+                        record.retired_at,
+                        record.expires_at,
+                    ),
+                )
+
+        await self._run(work)
+
+    # -- refresh tokens ------------------------------------------------------------------
+
+    async def save_refresh_token(self, record: RefreshTokenRecord) -> None:
+        def work() -> None:
+            with _transaction(self.db):
+                self.db.execute(
+                    "INSERT INTO refresh_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.token_hash,
+                        record.family_id,
+                        record.client_id,
+                        record.grant,
+                        record.issued_at,
+                        record.expires_at,
+                        record.used_at,
+                        record.revoked_at,
+                    ),
+                )
+
+        await self._run(work)
+
+    async def find_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None:
+        return await self._run(lambda: self._find_refresh(token_hash))
+
+    def _find_refresh(self, token_hash: str) -> RefreshTokenRecord | None:
+        row = self.db.execute(
+            "SELECT token_hash, family_id, client_id, grant_json, issued_at, expires_at, "
+            "used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?",
+            (token_hash,),
+        ).fetchone()
+        return None if row is None else RefreshTokenRecord(*row)
+
+    async def use_refresh_token(self, token_hash: str, now: float) -> RefreshTokenRecord | None:
+        def work() -> RefreshTokenRecord | None:
+            with _transaction(self.db):
+                record = self._find_refresh(token_hash)
+                if record is None:
+                    return None
+                if record.used_at is not None:
+                    # A rotated token came back: it has leaked, so the whole grant goes.
+                    self._revoke_family(record.family_id, now)
+                    return None
+                if record.revoked_at is not None or record.expires_at <= now:
+                    return None
+                self.db.execute(
+                    "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?",
+                    (now, token_hash),
+                )
+                return record
+
+        return await self._run(work)
+
+    async def revoke_refresh_family(self, family_id: str, now: float) -> None:
+        def work() -> None:
+            with _transaction(self.db):
+                self._revoke_family(family_id, now)
+
+        await self._run(work)
+
+    def _revoke_family(self, family_id: str, now: float) -> None:
+        self.db.execute(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+            (now, family_id),
+        )
+
+    # -- revoked access tokens -----------------------------------------------------------
+
+    async def revoke_access_token(self, jti: str, expires_at: float) -> None:
+        def work() -> None:
+            with _transaction(self.db):
+                self.db.execute(
+                    "INSERT OR IGNORE INTO revoked_access_tokens VALUES (?, ?)", (jti, expires_at)
+                )
+
+        await self._run(work)
+
+    async def is_access_token_revoked(self, jti: str) -> bool:
+        def work() -> bool:
+            row = self.db.execute(
+                "SELECT 1 FROM revoked_access_tokens WHERE jti = ?", (jti,)
+            ).fetchone()
+            return row is not None
+
+        return await self._run(work)
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error: never a half-written change."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
