@@ -31,12 +31,19 @@ class OAuthError(Exception):
     def body(self) -> dict[str, str]:
         out = {"error": self.error}
         if self.description:
-            out["error_description"] = self.description
+            out["error_description"] = description_text(self.description)
         return out
 
     def response(self) -> JSONResponse:
         headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **self.headers}
         return JSONResponse(self.body(), status_code=self.status, headers=headers)
+
+
+def description_text(text: str) -> str:
+    """RFC 6749 §5.2 allows only printable ASCII without `"` and `\\` in `error_description`;
+    descriptions quote client input, so they are made to fit rather than dropped."""
+    cleaned = text.replace('"', "'").replace("\\", "/")
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in cleaned)
 
 
 class InvalidRequest(OAuthError):
