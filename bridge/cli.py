@@ -9,6 +9,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .authzen.cedar.store import PolicyStore, StoreLoadError
+from .oauth import clients_cli, keys_cli
+from .oauth.clients import ClientRegistry
+from .rar import ProfileLoadError, load_profiles
 from .settings import (
     DEFAULT_CONFIG,
     STORE_NAME_PATTERN,
@@ -35,13 +39,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="serve the store in DIR as NAME (repeatable; replaces a configured store)",
     )
 
-    check = commands.add_parser("check", help="validate configuration and policy stores")
+    check = commands.add_parser(
+        "check", help="validate configuration, policy stores, profiles and clients"
+    )
     _config_option(check)
+    clients_cli.register(commands)
+    keys_cli.register(commands)
 
     args = parser.parse_args(argv)
     settings = _settings(args)
     if settings is None:
         return 1
+    if args.command == "clients":
+        return clients_cli.run(args, settings)
+    if args.command == "keys":
+        return keys_cli.run(args, settings)
     if args.command == "check":
         return _check(settings)
     return _serve(settings, args)
@@ -79,38 +91,65 @@ def _settings(args: argparse.Namespace) -> Settings | None:
 
 
 def _check(settings: Settings) -> int:
-    from .app import load_stores
-    from .authzen.cedar.store import StoreLoadError
-
-    try:
-        stores = load_stores(settings)
-    except StoreLoadError as exc:
-        for problem in exc.problems:
+    problems, stores = _load_everything(settings)
+    if problems:
+        for problem in problems:
             print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
     for name, store in stores.items():
         print(f"store {name}: {len(store.policies)} policies, {len(store.entities)} entities")
-    print("configuration and policy stores are valid")
+    print("configuration, policy stores, profiles and clients are valid")
     return 0
+
+
+def _load_everything(settings: Settings) -> tuple[list[object], dict[str, PolicyStore]]:
+    """Every problem of the stores, the profiles and the client registry, at once."""
+    from .app import load_stores
+
+    problems: list[object] = []
+    stores: dict[str, PolicyStore] = {}
+    try:
+        stores = load_stores(settings)
+    except StoreLoadError as exc:
+        problems.extend(exc.problems)
+    try:
+        profiles = load_profiles(settings.resolve(settings.oauth.profiles_dir), missing_ok=True)
+    except ProfileLoadError as exc:
+        problems.extend(exc.problems)
+        profiles = None
+    clients_file = settings.resolve(settings.oauth.clients_file)
+    try:
+        registry = ClientRegistry.load(clients_file, missing_ok=True)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    else:
+        if profiles is not None:
+            for client in registry.clients():
+                for rar_type in client.authorization_details_types:
+                    if profiles.get(rar_type) is None:
+                        problems.append(
+                            f"{clients_file}: client {client.client_id!r} allows "
+                            f"authorization_details type {rar_type!r}, which no profile defines"
+                        )
+    return problems, stores
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
-    from .authzen.cedar.store import StoreLoadError
 
     logging.basicConfig(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    try:
-        app = create_app(settings)
-    except StoreLoadError as exc:
-        for problem in exc.problems:
+    problems, _ = _load_everything(settings)
+    if problems:
+        for problem in problems:
             print(problem, file=sys.stderr)
         return 1
+    app = create_app(settings)
     uvicorn.run(
         app,
         host=args.host or settings.server.host,

@@ -68,7 +68,7 @@ def write(path: Path, text: str) -> Path:
 def assert_failed(result: subprocess.CompletedProcess[str], expected_problems: int) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{expected_problems} problem(s) found" in result.stderr.splitlines()
-    assert "configuration and policy stores are valid" not in result.stdout
+    assert "configuration, policy stores, profiles and clients are valid" not in result.stdout
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_shipped_configuration_is_valid() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     out = result.stdout.splitlines()
-    assert out[-1] == "configuration and policy stores are valid"
+    assert out[-1] == "configuration, policy stores, profiles and clients are valid"
     for name in ("default", "certification", "todo", "search", "gateway", "idp"):
         assert any(re.fullmatch(rf"store {name}: \d+ policies, \d+ entities", ln) for ln in out)
 

@@ -51,8 +51,13 @@ def profile_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.json") if p.is_file())
 
 
-def load_profiles(folder: Path) -> ProfileSet:
-    """Every `*.json` profile in `folder` (not its subfolders); `ProfileLoadError` if any is bad."""
+def load_profiles(folder: Path, *, missing_ok: bool = False) -> ProfileSet:
+    """Every `*.json` profile in `folder` (not its subfolders); `ProfileLoadError` if any is bad.
+
+    With `missing_ok`, an absent folder is an empty set (a bridge that serves only the
+    AuthZEN API needs no profiles)."""
+    if missing_ok and not folder.exists():
+        return ProfileSet()
     if not folder.is_dir():
         raise ProfileLoadError([ProfileProblem(str(folder), None, "not a folder")])
     problems: list[ProfileProblem] = []

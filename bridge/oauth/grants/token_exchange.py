@@ -1,0 +1,66 @@
+"""RFC 8693 token exchange: a token for the subject of a trusted issuer's JWT.
+
+The principal is the `subject_token`'s subject; the actor is the `actor_token`'s subject when
+one is sent, else the client (AROP §2). The actor becomes `subject.properties.act` for the PDP
+and the token's `act` claim, nesting an `act` the actor token itself carried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidGrant, InvalidRequest
+from ..trusted_issuers import TrustedIssuers, UntrustedToken, VerifiedToken
+from .base import Principal, TokenRequest, subject_with_actor
+
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+JWT_TOKEN_TYPES = frozenset(
+    {
+        "urn:ietf:params:oauth:token-type:jwt",
+        "urn:ietf:params:oauth:token-type:access_token",
+        "urn:ietf:params:oauth:token-type:id_token",
+    }
+)
+ISSUABLE = frozenset({ACCESS_TOKEN_TYPE, "urn:ietf:params:oauth:token-type:jwt"})
+
+
+class TokenExchangeGrant:
+    grant_type = GRANT_TYPE
+
+    def __init__(self, issuers: TrustedIssuers) -> None:
+        self._issuers = issuers
+
+    async def principal(self, request: TokenRequest) -> Principal:
+        form = request.form
+        requested = form.get("requested_token_type")
+        if requested is not None and requested not in ISSUABLE:
+            raise InvalidRequest(f"requested_token_type {requested} cannot be issued")
+        subject = await self._token(form.require("subject_token"), form.get("subject_token_type"))
+        actor_token = form.get("actor_token")
+        if actor_token is None and form.get("actor_token_type") is not None:
+            raise InvalidRequest("actor_token_type without actor_token")
+        if actor_token is not None:
+            actor = await self._token(actor_token, form.get("actor_token_type"), "actor_token")
+            act: dict[str, Any] = {"sub": actor.sub, "iss": actor.issuer.issuer}
+            if isinstance(actor.claims.get("act"), dict):
+                act["act"] = actor.claims["act"]
+        else:
+            act = {"sub": request.client.client_id}
+        return Principal(
+            subject=subject_with_actor(subject.issuer.subject_type, subject.sub, act),
+            token_sub=subject.sub,
+            act=act,
+        )
+
+    async def _token(
+        self, token: str, token_type: str | None, name: str = "subject_token"
+    ) -> VerifiedToken:
+        if token_type is None:
+            raise InvalidRequest(f"{name}_type is required")
+        if token_type not in JWT_TOKEN_TYPES:
+            raise InvalidRequest(f"{name}_type {token_type} is not supported")
+        try:
+            return await self._issuers.verify(token)
+        except UntrustedToken as exc:
+            raise InvalidGrant(f"{name} is not acceptable: {exc}") from None

@@ -1,0 +1,90 @@
+"""RFC 7662 token introspection, for resource servers (authenticated as clients).
+
+Access tokens are the bridge's own JWTs (signature, issuer, expiry, not revoked); refresh
+tokens are looked up by hash and shown only to the client they were issued to. Anything
+else is `{"active": false}`, with no reason given.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..store.base import RefreshTokenStore, RevocationStore
+from .access_tokens import read
+from .client_auth import ClientAuthenticator
+from .clients import Client
+from .errors import OAuthError
+from .form import read_form
+from .grants.refresh_token import refresh_token_hash
+from .keys import SigningKeys
+
+_INACTIVE = {"active": False}
+_SHOWN_CLAIMS = (
+    "iss", "sub", "aud", "client_id", "iat", "exp", "jti", "scope", "authorization_details",
+    "act", "cnf",
+)  # fmt: skip
+
+
+class TokenStore(RefreshTokenStore, RevocationStore, Protocol):
+    pass
+
+
+class IntrospectionEndpoint:
+    def __init__(
+        self,
+        clients: ClientAuthenticator,
+        keys: SigningKeys,
+        store: TokenStore,
+        issuer: str,
+        max_body_bytes: int,
+    ) -> None:
+        self._clients = clients
+        self._keys = keys
+        self._store = store
+        self._issuer = issuer
+        self._max_body_bytes = max_body_bytes
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            form = await read_form(request, self._max_body_bytes)
+            client = await self._clients.authenticate(request.headers, form.as_dict())
+            token = form.require("token")
+        except OAuthError as error:
+            return error.response()
+        body = await self._access_token(token)
+        if body is None:
+            body = await self._refresh_token(token, client)
+        return JSONResponse(body or _INACTIVE, headers={"Cache-Control": "no-store"})
+
+    async def _access_token(self, token: str) -> dict[str, Any] | None:
+        if token.count(".") != 2:
+            return None
+        claims = await read(self._keys, token, self._issuer)
+        if claims is None or await self._store.is_access_token_revoked(str(claims.get("jti"))):
+            return None
+        body: dict[str, Any] = {"active": True}
+        body.update({k: claims[k] for k in _SHOWN_CLAIMS if k in claims})
+        body["token_type"] = "DPoP" if "cnf" in claims else "Bearer"
+        return body
+
+    async def _refresh_token(self, token: str, client: Client) -> dict[str, Any] | None:
+        record = await self._store.find_refresh_token(refresh_token_hash(token))
+        if (
+            record is None
+            or record.client_id != client.client_id
+            or record.used_at is not None
+            or record.revoked_at is not None
+            or record.expires_at <= time.time()
+        ):
+            return None
+        return {
+            "active": True,
+            "client_id": record.client_id,
+            "iat": int(record.issued_at),
+            "exp": int(record.expires_at),
+            "token_type": "refresh_token",
+        }

@@ -1,0 +1,144 @@
+"""Minting what the token endpoint answers with: the RFC 9068 access token, the refresh
+token when the client may have one, and the RFC 6749 §5.1 response (with RFC 9396 §7
+`authorization_details`).
+
+The token carries exactly what was requested and permitted: never more.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..settings import Settings
+from ..store.base import RefreshTokenRecord, RefreshTokenStore
+from .access_tokens import mint
+from .clients import Client
+from .dpop import DPoPProof
+from .errors import InvalidGrant
+from .grants.base import Principal
+from .grants.client_credentials import GRANT_TYPE as CLIENT_CREDENTIALS
+from .grants.refresh_token import refresh_token_hash
+from .grants.token_exchange import ACCESS_TOKEN_TYPE
+from .grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
+from .keys import SigningKeys
+
+
+class Issuer:
+    def __init__(self, settings: Settings, keys: SigningKeys, store: RefreshTokenStore) -> None:
+        self._settings = settings
+        self._keys = keys
+        self._store = store
+
+    async def issue(
+        self,
+        *,
+        grant_type: str,
+        client: Client,
+        principal: Principal,
+        details: list[dict[str, Any]],
+        scope: list[str],
+        resource: list[str],
+        proof: DPoPProof | None,
+    ) -> dict[str, Any]:
+        now = int(time.time())
+        # Rotation first: of two concurrent refreshes with one token, only one gets a token.
+        refresh_token = await self._refresh_token(
+            grant_type, client, principal, details, scope, resource, proof, now
+        )
+        lifetime = (
+            client.token_lifetime_seconds or self._settings.oauth.access_token_lifetime_seconds
+        )
+        claims: dict[str, Any] = {
+            "iss": self._settings.issuer,
+            "sub": principal.token_sub,
+            "aud": audience(resource, details, self._settings.issuer),
+            "client_id": client.client_id,
+            "iat": now,
+            "exp": now + lifetime,
+            "jti": secrets.token_urlsafe(16),
+        }
+        if details:
+            claims["authorization_details"] = details
+        if scope:
+            claims["scope"] = " ".join(scope)
+        if principal.act is not None:
+            claims["act"] = principal.act
+        if proof is not None:
+            claims["cnf"] = {"jkt": proof.jkt}
+        body: dict[str, Any] = {
+            "access_token": await mint(self._keys, claims),
+            "token_type": "DPoP" if proof is not None else "Bearer",
+            "expires_in": lifetime,
+        }
+        if grant_type == TOKEN_EXCHANGE:
+            body["issued_token_type"] = ACCESS_TOKEN_TYPE
+        if details:
+            body["authorization_details"] = details
+        if scope:
+            body["scope"] = " ".join(scope)
+        if refresh_token is not None:
+            body["refresh_token"] = refresh_token
+        return body
+
+    async def _refresh_token(
+        self,
+        grant_type: str,
+        client: Client,
+        principal: Principal,
+        details: list[dict[str, Any]],
+        scope: list[str],
+        resource: list[str],
+        proof: DPoPProof | None,
+        now: int,
+    ) -> str | None:
+        previous = principal.refresh
+        if previous is not None:
+            if await self._store.use_refresh_token(previous.token_hash, now) is None:
+                raise InvalidGrant("the refresh token is not valid")
+            family, expires_at = previous.family_id, previous.expires_at
+        elif client.refresh_tokens and grant_type != CLIENT_CREDENTIALS:
+            family = secrets.token_urlsafe(16)
+            expires_at = now + self._settings.oauth.refresh_token_lifetime_seconds
+        else:
+            return None
+        token = secrets.token_urlsafe(32)
+        # A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
+        jkt = proof.jkt if proof is not None and client.auth_method == "none" else None
+        grant = {
+            "subject": principal.subject.model_dump(exclude_none=True),
+            "token_sub": principal.token_sub,
+            "act": principal.act,
+            "authorization_details": details,
+            "scope": scope,
+            "resource": resource,
+            "jkt": jkt,
+        }
+        await self._store.save_refresh_token(
+            RefreshTokenRecord(
+                token_hash=refresh_token_hash(token),
+                family_id=family,
+                client_id=client.client_id,
+                grant=json.dumps(grant),
+                issued_at=now,
+                expires_at=expires_at,
+            )
+        )
+        return token
+
+
+def audience(resource: list[str], details: list[dict[str, Any]], issuer: str) -> list[str]:
+    """RFC 8707 `resource` values when sent; else the origins of the granted `locations`
+    (RFC 9396 §2.2: locations restrict where the token may be used); else the issuer."""
+    if resource:
+        return list(dict.fromkeys(resource))
+    origins = []
+    for entry in details:
+        for location in entry.get("locations", []):
+            parts = urlsplit(location)
+            if parts.scheme and parts.netloc:
+                origins.append(f"{parts.scheme}://{parts.netloc}")
+    return list(dict.fromkeys(origins)) or [issuer]

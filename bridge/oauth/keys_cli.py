@@ -1,0 +1,69 @@
+"""`bridge keys rotate|list`: signing key management from the command line.
+
+Works beside a running server (SQLite in WAL mode): the server publishes a new key in its
+JWKS at once and starts signing with it within seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+from pathlib import Path
+from typing import Any
+
+from ..settings import Settings
+from ..store.sqlite import SQLiteStore
+from .clients import ClientRegistry
+from .keys import SigningKeys, load_or_create_kek
+
+# Retired keys stay published this much longer than the longest token lifetime (clock skew).
+_MARGIN_SECONDS = 60
+
+
+def register(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="manage access token signing keys")
+    keys.add_argument("--config", type=Path, help="TOML configuration")
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+    actions.add_parser("rotate", help="make a new signing key; retire the current one")
+    actions.add_parser("list", help="show the published keys")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_run(args.keys_command, settings))
+
+
+async def _run(command: str, settings: Settings) -> int:
+    store = SQLiteStore(settings.resolve(settings.storage.path))
+    await store.open()
+    try:
+        kek = load_or_create_kek(settings.resolve(settings.oauth.key_encryption_key_file))
+        keys = SigningKeys(store, kek, settings.oauth.signing_alg)
+        if command == "rotate":
+            kid = await keys.rotate(
+                keep_published_for=_longest_lifetime(settings) + _MARGIN_SECONDS
+            )
+            print(f"new signing key {kid}; earlier keys stay published until their tokens expire")
+            return 0
+        for record in await store.signing_keys():
+            state = (
+                "signing"
+                if record.retired_at is None
+                else f"retired, published until {_time(record.expires_at)}"
+            )
+            print(f"{record.kid}  {record.alg}  created {_time(record.created_at)}  {state}")
+        return 0
+    finally:
+        await store.close()
+
+
+def _longest_lifetime(settings: Settings) -> int:
+    registry = ClientRegistry.load(settings.resolve(settings.oauth.clients_file), missing_ok=True)
+    default = settings.oauth.access_token_lifetime_seconds
+    return max([default, *(c.token_lifetime_seconds or default for c in registry.clients())])
+
+
+def _time(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

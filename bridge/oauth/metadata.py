@@ -1,0 +1,45 @@
+"""RFC 8414 authorization server metadata, built from configuration (never from request
+headers) so a proxy in front cannot change what clients are told."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..settings import Settings
+from .client_auth import ASSERTION_ALGORITHMS
+from .grants.client_credentials import GRANT_TYPE as CLIENT_CREDENTIALS
+from .grants.jwt_bearer import GRANT_TYPE as JWT_BEARER
+from .grants.refresh_token import GRANT_TYPE as REFRESH_TOKEN
+from .grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+GRANT_TYPES = [CLIENT_CREDENTIALS, TOKEN_EXCHANGE, JWT_BEARER, REFRESH_TOKEN]
+
+TOKEN_PATH = "/token"
+INTROSPECTION_PATH = "/introspect"
+REVOCATION_PATH = "/revoke"
+JWKS_PATH = "/jwks"
+METADATA_PATH = "/.well-known/oauth-authorization-server"
+
+
+def authorization_server_metadata(
+    settings: Settings, rar_types: list[str], scopes: list[str]
+) -> dict[str, Any]:
+    issuer = settings.issuer
+    return {
+        "issuer": issuer,
+        "token_endpoint": issuer + TOKEN_PATH,
+        "introspection_endpoint": issuer + INTROSPECTION_PATH,
+        "revocation_endpoint": issuer + REVOCATION_PATH,
+        "jwks_uri": issuer + JWKS_PATH,
+        # No authorization endpoint: every grant served here is a direct token request.
+        "response_types_supported": [],
+        "grant_types_supported": GRANT_TYPES,
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "authorization_details_types_supported": rar_types,
+        "scopes_supported": scopes,
+        "dpop_signing_alg_values_supported": settings.oauth.dpop.algorithms,
+    }

@@ -1,0 +1,89 @@
+"""What a token request asks for: `authorization_details` (RFC 9396), `scope` and RFC 8707
+`resource` indicators — read, checked against the client and, on refresh, against what was
+granted before (a refresh may keep or narrow, never widen)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..rar.authorization_details import parse_authorization_details
+from ..rar.narrowing import is_narrowing
+from ..rar.profiles import ProfileSet
+from ..rar.translate import PlannedEvaluation, TokenRequestContext, plan_evaluations
+from .clients import Client
+from .dpop import DPoPProof
+from .errors import InvalidAuthorizationDetails, InvalidRequest, InvalidScope, InvalidTarget
+from .form import Form
+from .grants.base import Principal
+
+
+@dataclass(frozen=True)
+class RequestedAccess:
+    details: list[dict[str, Any]]
+    scope: list[str]
+    resource: list[str]
+    profiles: ProfileSet
+
+    def plan(
+        self, principal: Principal, client: Client, proof: DPoPProof | None
+    ) -> list[PlannedEvaluation]:
+        context = TokenRequestContext(
+            subject=principal.subject,
+            client_id=client.client_id,
+            dpop_jkt=proof.jkt if proof is not None else None,
+            resource=self.resource,
+        )
+        return plan_evaluations(self.details, self.scope, context, self.profiles)
+
+
+def read_requested_access(
+    form: Form, client: Client, principal: Principal, profiles: ProfileSet, *, max_entries: int
+) -> RequestedAccess:
+    raw_details = form.get("authorization_details")
+    details = (
+        parse_authorization_details(
+            raw_details,
+            profiles,
+            allowed_types=frozenset(client.authorization_details_types),
+            max_entries=max_entries,
+        )
+        if raw_details is not None
+        else []
+    )
+    raw_scope = form.get("scope")
+    scope = list(dict.fromkeys(raw_scope.split())) if raw_scope is not None else []
+    for value in scope:
+        if value not in client.scopes:
+            raise InvalidScope(f"scope {value} is not allowed for this client")
+    resource = [_resource_indicator(value) for value in form.all("resource")]
+
+    if principal.refresh is not None:
+        granted = principal.granted_details or []
+        if raw_details is None:
+            details = granted
+        elif not is_narrowing(details, granted):
+            raise InvalidAuthorizationDetails("a refresh cannot ask for more than was granted")
+        granted_scope = principal.granted_scope or []
+        if raw_scope is None:
+            scope = granted_scope
+        elif not set(scope) <= set(granted_scope):
+            raise InvalidScope("a refresh cannot ask for more scope than was granted")
+        granted_resource = principal.granted_resource or []
+        if not resource:
+            resource = granted_resource
+        elif not set(resource) <= set(granted_resource):
+            raise InvalidTarget("a refresh cannot ask for other resources than were granted")
+
+    if not details and not scope:
+        raise InvalidRequest("authorization_details or scope is required")
+    return RequestedAccess(details, scope, resource, profiles)
+
+
+def _resource_indicator(value: str) -> str:
+    """RFC 8707 §2: an absolute URI without a fragment."""
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc or parts.fragment or "#" in value:
+        raise InvalidTarget(f"resource {value!r} is not an absolute URI without a fragment")
+    return value

@@ -1,0 +1,142 @@
+"""`POST /token`: a short pipeline of named checks.
+
+read the form → authenticate the client → check the grant type → check the DPoP proof →
+run the grant (who is the principal) → read what is asked for (RAR, scope, resource) →
+ask the PDP, one batch for everything → issue.
+
+Client authentication, the grant, DPoP and RAR syntax are all checked before the PDP is
+asked: a permit never stands in for them. Any denial refuses the whole request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..authzen.errors import PDPError
+from ..authzen.models import EvaluationsSemantic
+from ..authzen.pdp import PDP
+from ..rar.profiles import ProfileSet
+from ..rar.translate import PlannedEvaluation, describe_denial
+from .client_auth import ClientAuthenticator
+from .clients import Client
+from .dpop import DPoPProof, DPoPVerifier
+from .errors import (
+    InvalidAuthorizationDetails,
+    InvalidDPoPProof,
+    InvalidScope,
+    OAuthError,
+    ServerError,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from .form import Form, read_form
+from .grants.base import Grant, Principal, TokenRequest
+from .issuance import Issuer
+from .requested_access import RequestedAccess, read_requested_access
+
+log = logging.getLogger("bridge.oauth.token")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@dataclass(frozen=True)
+class TokenEndpointConfig:
+    url: str  # the endpoint's own URL (DPoP `htu`)
+    max_body_bytes: int
+    max_authorization_details: int
+
+
+class TokenEndpoint:
+    def __init__(
+        self,
+        config: TokenEndpointConfig,
+        clients: ClientAuthenticator,
+        dpop: DPoPVerifier,
+        grants: Mapping[str, Grant],
+        profiles: ProfileSet,
+        pdp: PDP,
+        issuer: Issuer,
+    ) -> None:
+        self._config = config
+        self._clients = clients
+        self._dpop = dpop
+        self._grants = grants
+        self._profiles = profiles
+        self._pdp = pdp
+        self._issuer = issuer
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            body = await self._token(request)
+        except OAuthError as error:
+            return error.response()
+        except PDPError as error:
+            log.error("no decision for a token request: %s", error)
+            return ServerError("the policy decision point could not decide").response()
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def _token(self, request: Request) -> dict[str, Any]:
+        form = await read_form(request, self._config.max_body_bytes)
+        client = await self._clients.authenticate(request.headers, form.as_dict())
+        grant = self._grant(form, client)
+        proof = await self._proof(request, client)
+        principal = await grant.principal(TokenRequest(form, client, proof))
+        access = read_requested_access(
+            form,
+            client,
+            principal,
+            self._profiles,
+            max_entries=self._config.max_authorization_details,
+        )
+        planned = access.plan(principal, client, proof)
+        await self._decide(planned)
+        return await self._issuer.issue(
+            grant_type=grant.grant_type,
+            client=client,
+            principal=principal,
+            details=access.details,
+            scope=access.scope,
+            resource=access.resource,
+            proof=proof,
+        )
+
+    def _grant(self, form: Form, client: Client) -> Grant:
+        grant_type = form.require("grant_type")
+        grant = self._grants.get(grant_type)
+        if grant is None:
+            raise UnsupportedGrantType(f"grant_type {grant_type} is not supported")
+        if not client.allows_grant(grant_type):
+            raise UnauthorizedClient(f"the client may not use grant_type {grant_type}")
+        return grant
+
+    async def _proof(self, request: Request, client: Client) -> DPoPProof | None:
+        headers = request.headers.getlist("dpop")
+        if len(headers) > 1:
+            raise InvalidDPoPProof("more than one DPoP header")
+        proof = await self._dpop.verify(
+            headers[0] if headers else None, method="POST", url=self._config.url
+        )
+        if proof is None and client.require_dpop:
+            raise InvalidDPoPProof("this client must send a DPoP proof")
+        return proof
+
+    async def _decide(self, planned: list[PlannedEvaluation]) -> None:
+        """Every evaluation must permit; the first denial names what was refused."""
+        decisions = await self._pdp.evaluations(
+            [p.request for p in planned], EvaluationsSemantic.execute_all
+        )
+        for item, decision in zip(planned, decisions, strict=True):
+            if not decision.decision:
+                description = describe_denial(item)
+                if item.source == "scope":
+                    raise InvalidScope(description)
+                raise InvalidAuthorizationDetails(description)
+
+
+__all__ = ["Principal", "RequestedAccess", "TokenEndpoint", "TokenEndpointConfig"]
