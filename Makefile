@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/bridge check --config bridge.toml
+	$(BIN)/bridge policy validate policies/*/
+	$(BIN)/bridge policy format --check policies/*/
+	$(BIN)/bridge policy test policies/*/
 	$(BIN)/pytest
 
 # wrk drives the HTTP benchmarks; installed from the distribution when missing (needs root).

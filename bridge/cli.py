@@ -12,6 +12,7 @@ from pathlib import Path
 from .authzen.cedar.store import PolicyStore, StoreLoadError
 from .oauth import clients_cli, keys_cli
 from .oauth.clients import ClientRegistry
+from .policy import cli as policy_cli
 from .rar import ProfileLoadError, load_profiles
 from .settings import (
     DEFAULT_CONFIG,
@@ -45,8 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _config_option(check)
     clients_cli.register(commands)
     keys_cli.register(commands)
+    policy_cli.register(commands)
 
     args = parser.parse_args(argv)
+    if args.command == "policy":
+        # Policy authoring works on store folders and needs no configuration.
+        return policy_cli.run(args)
     settings = _settings(args)
     if settings is None:
         return 1

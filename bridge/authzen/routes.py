@@ -17,19 +17,17 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..settings import LimitsSettings
-from .batch import truncate
 from .errors import AuthZENError, PDPError
+from .evaluations import answer_evaluations
 from .models import (
     ActionSearchRequest,
-    Decision,
     EvaluationRequest,
-    EvaluationsSemantic,
     ResourceSearchRequest,
     SubjectSearchRequest,
 )
 from .pdp import PDP
 from .pep_auth import PEPAuthenticator
-from .requests import parse_evaluations, parse_model
+from .requests import parse_model
 from .transport import error_response, json_response, read_json_object
 
 log = logging.getLogger("bridge.authzen")
@@ -111,18 +109,8 @@ class StoreAPI:
         return json_response(decision.to_json())
 
     async def evaluations(self, request: Request) -> Response:
-        parsed = parse_evaluations(await self._body(request), self.limits.max_batch_items)
-        if isinstance(parsed, EvaluationRequest):
-            # No items: the request behaves exactly like Access Evaluation.
-            return json_response((await self.pdp.evaluate(parsed)).to_json())
-        items, semantic = parsed
-        valid = [item for item in items if isinstance(item, EvaluationRequest)]
-        decided = iter(await self.pdp.evaluations(valid, EvaluationsSemantic.execute_all))
-        decisions = [
-            next(decided) if isinstance(item, EvaluationRequest) else Decision.failed(400, item)
-            for item in items
-        ]
-        return json_response({"evaluations": [d.to_json() for d in truncate(decisions, semantic)]})
+        body = await self._body(request)
+        return json_response(await answer_evaluations(self.pdp, body, self.limits.max_batch_items))
 
     async def search_subject(self, request: Request) -> Response:
         search = parse_model(SubjectSearchRequest, await self._body(request))

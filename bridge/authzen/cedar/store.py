@@ -126,7 +126,8 @@ def _load_schema(
         return cedarpy.Schema.from_str(text)
     except ValueError as exc:
         message = str(exc)
-        token = re.search(r"`([^`]+)`|: (\w+)$", message)
+        # The token a message names: `quoted`, or after "type(s): " (the first of a list).
+        token = re.search(r"`([^`]+)`|: (\w+)(?:, \w+)*$", message)
         line = find_word_line(text, (token.group(1) or token.group(2)) if token else "")
         problems.append(StoreProblem(_rel(path, file), line, f"schema: {message}"))
         return None
@@ -191,13 +192,11 @@ def _validate(
     result = cedarpy.validate_policies(text, schema)
     out = []
     for error in result.errors:
-        message = error.error
-        line = None
-        match = _POLICY_PREFIX.match(message)
-        if match:
-            message = message[match.end() :]
-            n = int(match.group(1))
-            line = lines[n] if lines and n < len(lines) else None
+        message = _POLICY_PREFIX.sub("", error.error)
+        # Not every message names its policy; the error's own policy id always does.
+        found = re.fullmatch(r"policy(\d+)", error.policy_id or "")
+        n = int(found.group(1)) if found else None
+        line = lines[n] if n is not None and lines and n < len(lines) else None
         out.append(StoreProblem(rel, line, message))
     return out
 
