@@ -13,6 +13,7 @@ from .authzen.cedar.store import PolicyStore, StoreLoadError
 from .oauth import clients_cli, keys_cli
 from .oauth.clients import ClientRegistry
 from .policy import cli as policy_cli
+from .problems import Problem
 from .rar import ProfileLoadError, load_profiles
 from .settings import (
     DEFAULT_CONFIG,
@@ -108,11 +109,11 @@ def _check(settings: Settings) -> int:
     return 0
 
 
-def _load_everything(settings: Settings) -> tuple[list[object], dict[str, PolicyStore]]:
+def _load_everything(settings: Settings) -> tuple[list[Problem], dict[str, PolicyStore]]:
     """Every problem of the stores, the profiles and the client registry, at once."""
     from .app import load_stores
 
-    problems: list[object] = []
+    problems: list[Problem] = []
     stores: dict[str, PolicyStore] = {}
     try:
         stores = load_stores(settings)
@@ -133,10 +134,11 @@ def _load_everything(settings: Settings) -> tuple[list[object], dict[str, Policy
             for client in registry.clients():
                 for rar_type in client.authorization_details_types:
                     if profiles.get(rar_type) is None:
-                        problems.append(
-                            f"{clients_file}: client {client.client_id!r} allows "
-                            f"authorization_details type {rar_type!r}, which no profile defines"
+                        message = (
+                            f"client {client.client_id!r} allows authorization_details type "
+                            f"{rar_type!r}, which no profile defines"
                         )
+                        problems.append(Problem(str(clients_file), None, message))
     return problems, stores
 
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 
+from .problems import Problem, ProblemsError
+
 DEFAULT_CONFIG = Path("bridge.toml")
 
 
@@ -309,19 +311,11 @@ def load_settings(path: Path | None) -> Settings:
     return settings
 
 
-class ConfigProblem:
-    def __init__(self, file: str, line: int | None, message: str) -> None:
-        self.file, self.line, self.message = file, line, message
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.message}"
+ConfigProblem = Problem
 
 
-class ConfigError(Exception):
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
+class ConfigError(ProblemsError):
+    """A configuration file that cannot be used, with every problem found in it."""
 
 
 def _line_of(text: str, loc: tuple[str, ...]) -> int | None:

@@ -138,6 +138,10 @@ class DPoPVerifier:
             raise InvalidDPoPProof("DPoP proof: jti was already used")
         return DPoPProof(jkt, jwk, jti, int(iat), method, htu)
 
+    @property
+    def requires_nonce(self) -> bool:
+        return self._require_nonce
+
     def fresh_nonce(self) -> str:
         """A nonce for the `DPoP-Nonce` response header (valid `nonce_lifetime_seconds`)."""
         stamp = int(self._clock()).to_bytes(8, "big")

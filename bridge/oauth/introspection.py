@@ -8,19 +8,16 @@ else is `{"active": false}`, with no reason given.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..store.base import RefreshTokenStore, RevocationStore
 from .access_tokens import read
-from .client_auth import ClientAuthenticator
 from .clients import Client
 from .errors import OAuthError
-from .form import read_form
 from .grants.refresh_token import refresh_token_hash
-from .keys import SigningKeys
+from .token_management import TokenManagementEndpoint
 
 _INACTIVE = {"active": False}
 _SHOWN_CLAIMS = (
@@ -29,30 +26,10 @@ _SHOWN_CLAIMS = (
 )  # fmt: skip
 
 
-class TokenStore(RefreshTokenStore, RevocationStore, Protocol):
-    pass
-
-
-class IntrospectionEndpoint:
-    def __init__(
-        self,
-        clients: ClientAuthenticator,
-        keys: SigningKeys,
-        store: TokenStore,
-        issuer: str,
-        max_body_bytes: int,
-    ) -> None:
-        self._clients = clients
-        self._keys = keys
-        self._store = store
-        self._issuer = issuer
-        self._max_body_bytes = max_body_bytes
-
+class IntrospectionEndpoint(TokenManagementEndpoint):
     async def handle(self, request: Request) -> Response:
         try:
-            form = await read_form(request, self._max_body_bytes)
-            client = await self._clients.authenticate(request.headers, form.as_dict())
-            token = form.require("token")
+            client, token = await self._client_and_token(request)
         except OAuthError as error:
             return error.response()
         body = await self._access_token(token)

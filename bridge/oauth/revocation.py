@@ -13,34 +13,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .access_tokens import read
-from .client_auth import ClientAuthenticator
 from .errors import OAuthError
-from .form import read_form
 from .grants.refresh_token import refresh_token_hash
-from .introspection import TokenStore
-from .keys import SigningKeys
+from .token_management import TokenManagementEndpoint
 
 
-class RevocationEndpoint:
-    def __init__(
-        self,
-        clients: ClientAuthenticator,
-        keys: SigningKeys,
-        store: TokenStore,
-        issuer: str,
-        max_body_bytes: int,
-    ) -> None:
-        self._clients = clients
-        self._keys = keys
-        self._store = store
-        self._issuer = issuer
-        self._max_body_bytes = max_body_bytes
-
+class RevocationEndpoint(TokenManagementEndpoint):
     async def handle(self, request: Request) -> Response:
         try:
-            form = await read_form(request, self._max_body_bytes)
-            client = await self._clients.authenticate(request.headers, form.as_dict())
-            token = form.require("token")
+            client, token = await self._client_and_token(request)
         except OAuthError as error:
             return error.response()
         # The hint only says where to look first; both kinds are tried (RFC 7009 §2.1).

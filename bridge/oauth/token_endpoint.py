@@ -79,7 +79,11 @@ class TokenEndpoint:
         except PDPError as error:
             log.error("no decision for a token request: %s", error)
             return ServerError("the policy decision point could not decide").response()
-        return JSONResponse(body, headers=NO_STORE)
+        headers = dict(NO_STORE)
+        if self._dpop.requires_nonce:
+            # RFC 9449 §8.2: the nonce for the client's next proof rides on this answer.
+            headers["DPoP-Nonce"] = self._dpop.fresh_nonce()
+        return JSONResponse(body, headers=headers)
 
     async def _token(self, request: Request) -> dict[str, Any]:
         form = await read_form(request, self._config.max_body_bytes)

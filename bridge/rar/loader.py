@@ -9,13 +9,13 @@ Loading yields a complete set or raises `ProfileLoadError`; never half a set.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from ..problems import Problem, ProblemsError
 from .json_lines import JSONPath, MemberLines, dotted, member_lines
 from .profile_members import MemberChecker
 from .profiles import Profile, ProfileSet
@@ -25,26 +25,11 @@ _PROFILE_MEMBERS = ("type", "description", "schema", "authzen", "scopes")
 _MAX_MESSAGE = 300
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileProblem:
-    file: str
-    line: int | None
-    message: str
-    column: int | None = None
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return f"{where}: {self.message}"
+ProfileProblem = Problem
 
 
-class ProfileLoadError(Exception):
-    def __init__(self, problems: list[ProfileProblem]) -> None:
-        super().__init__("\n".join(map(str, problems)))
-        self.problems = problems
+class ProfileLoadError(ProblemsError):
+    """Profiles that cannot be loaded, with every problem found in them."""
 
 
 def profile_files(folder: Path) -> list[Path]:

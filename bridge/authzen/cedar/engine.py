@@ -20,6 +20,7 @@ import cedarpy
 from ..batch import truncate
 from ..errors import EngineError
 from ..models import (
+    Action,
     ActionSearchRequest,
     Decision,
     EvaluationRequest,
@@ -85,70 +86,52 @@ class CedarPDP:
         return truncate(await self._run(len(requests), work), semantic)
 
     async def search_subject(self, request: SubjectSearchRequest) -> SearchResult:
-        store = self.holder.current
-        rtype = cedar_type(request.resource.type)
-        searched = request.subject.type
-        candidates = store.entities.ids_of_type(cedar_type(searched))
-        if (rtype, request.resource.id) not in store.entities:
-            candidates = []
-        context = _context(request.context, request.action.properties)
-        resource_overlay = _overlays(
-            store.entities, [((rtype, request.resource.id), request.resource.properties)]
+        fixed = (request.resource.type, request.resource.id, request.resource.properties)
+        results = await self._search_entities(
+            request.subject.type, fixed, request.action, request.context, searched_is="principal"
         )
-
-        def work() -> list[JSONObject]:
-            items = [
-                _item(
-                    store,
-                    (cedar_type(searched), cid),
-                    request.action.name,
-                    (rtype, request.resource.id),
-                    context,
-                    resource_overlay,
-                )
-                for cid in candidates
-            ]
-            return [
-                {"type": searched, "id": cid}
-                for cid, outcome in zip(candidates, self._decide(store, items), strict=True)
-                if _permitted(outcome)
-            ]
-
-        results = await self._run(len(candidates), work)
-        return self.paginator.page(f"{store.name}/search/subject", request, results)
+        return self.paginator.page(f"{self.holder.current.name}/search/subject", request, results)
 
     async def search_resource(self, request: ResourceSearchRequest) -> SearchResult:
-        store = self.holder.current
-        ptype = cedar_type(request.subject.type)
-        searched = request.resource.type
-        candidates = store.entities.ids_of_type(cedar_type(searched))
-        if (ptype, request.subject.id) not in store.entities:
-            candidates = []
-        context = _context(request.context, request.action.properties)
-        subject_overlay = _overlays(
-            store.entities, [((ptype, request.subject.id), request.subject.properties)]
+        fixed = (request.subject.type, request.subject.id, request.subject.properties)
+        results = await self._search_entities(
+            request.resource.type, fixed, request.action, request.context, searched_is="resource"
         )
+        return self.paginator.page(f"{self.holder.current.name}/search/resource", request, results)
+
+    async def _search_entities(
+        self,
+        searched: str,
+        fixed: tuple[str, str, JSONObject | None],
+        action: Action,
+        context: JSONObject | None,
+        *,
+        searched_is: str,
+    ) -> list[JSONObject]:
+        """Every stored entity of type `searched` that, as principal (or resource) beside the
+        fixed entity, is permitted `action`. An unknown fixed entity has no results."""
+        store = self.holder.current
+        other = (cedar_type(fixed[0]), fixed[1])
+        candidates = store.entities.ids_of_type(cedar_type(searched))
+        if other not in store.entities:
+            candidates = []
+        context_text = _context(context, action.properties)
+        overlays = _overlays(store.entities, [(other, fixed[2])])
+
+        def item(cid: str) -> _Item:
+            found = (cedar_type(searched), cid)
+            principal, resource = (found, other) if searched_is == "principal" else (other, found)
+            return _item(store, principal, action.name, resource, context_text, overlays)
 
         def work() -> list[JSONObject]:
-            items = [
-                _item(
-                    store,
-                    (ptype, request.subject.id),
-                    request.action.name,
-                    (cedar_type(searched), cid),
-                    context,
-                    subject_overlay,
-                )
-                for cid in candidates
-            ]
+            outcomes = self._decide(store, [item(cid) for cid in candidates])
             return [
                 {"type": searched, "id": cid}
-                for cid, outcome in zip(candidates, self._decide(store, items), strict=True)
+                for cid, outcome in zip(candidates, outcomes, strict=True)
                 if _permitted(outcome)
             ]
 
-        results = await self._run(len(candidates), work)
-        return self.paginator.page(f"{store.name}/search/resource", request, results)
+        return await self._run(len(candidates), work)
 
     async def search_action(self, request: ActionSearchRequest) -> SearchResult:
         store = self.holder.current

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cedarpy
 
+from ...problems import Problem, ProblemsError
 from .entities import EntityGraph
 from .index import PolicyIndex, PolicyRecord, build_policy_set
 from .names import ACTION_TYPE
@@ -23,26 +24,12 @@ from .source import Statement, array_element_lines, find_word_line, split_polici
 ENTITIES_FILE = "entities.json"
 
 
-@dataclass(frozen=True, slots=True)
-class StoreProblem:
-    file: str
-    line: int | None
-    message: str
-    column: int | None = None
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return f"{where}: {self.message}"
+# Store problems are ordinary file problems; the names say where they come from.
+StoreProblem = Problem
 
 
-class StoreLoadError(Exception):
-    def __init__(self, problems: list[StoreProblem]) -> None:
-        super().__init__("\n".join(map(str, problems)))
-        self.problems = problems
+class StoreLoadError(ProblemsError):
+    """A store that cannot be loaded, with every problem found in it."""
 
 
 @dataclass(frozen=True)
