@@ -34,6 +34,8 @@ test: lint
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.authzen
+	$(BIN)/python -m bench.token_endpoint
+	$(BIN)/python -m bench.policy_validate
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

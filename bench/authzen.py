@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import cedarpy
@@ -33,7 +34,7 @@ import httpx
 from bench.stores import VIEW, write_store
 from bridge.authzen.cedar.engine import CedarPDP
 from bridge.authzen.cedar.reload import StoreHolder
-from bridge.authzen.cedar.store import load_store
+from bridge.authzen.cedar.store import PolicyStore, load_store
 from bridge.authzen.models import EvaluationRequest, ResourceSearchRequest
 from bridge.authzen.pagination import Paginator
 
@@ -65,7 +66,8 @@ def server(command: list[str], port: int) -> Iterator[str]:
                 break
             except httpx.HTTPError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {proc.stderr.read()!r}") from None
+                    errors = proc.stderr.read() if proc.stderr else b""
+                    raise RuntimeError(f"server did not start: {errors!r}") from None
                 time.sleep(0.1)
         yield url
     finally:
@@ -177,14 +179,8 @@ def in_process_figures(workdir: Path) -> None:
         store = load_store("bench", write_store(workdir / f"p{count}", policies=count))
         pdp = CedarPDP(StoreHolder(store), paginator, explanations=False)
         assert asyncio.run(pdp.evaluate(request)).decision is True
-        indexed = _per_call(lambda pdp=pdp: asyncio.run(_many(pdp, request, 200)), 200)
-        whole = _per_call(
-            lambda s=store: [
-                cedarpy.is_authorized(CEDAR_VIEW, s.policy_set, s.entities.handle)
-                for _ in range(200)
-            ],
-            200,
-        )
+        indexed = _per_call(partial(_indexed, pdp, request), 200)
+        whole = _per_call(partial(_whole_set, store), 200)
         costs[count] = (indexed, whole)
         print(
             f"decision, {count:5d} policies            {indexed * 1e6:8.1f} us with the index"
@@ -204,6 +200,15 @@ def in_process_figures(workdir: Path) -> None:
     )
     seconds = _per_call(lambda: asyncio.run(pdp.search_resource(search)), 1, repeat=5)
     print(f"resource search, 10,000 resources     {seconds * 1000:10.1f} ms in process")
+
+
+def _indexed(pdp: CedarPDP, request: EvaluationRequest) -> None:
+    asyncio.run(_many(pdp, request, 200))
+
+
+def _whole_set(store: PolicyStore) -> None:
+    for _ in range(200):
+        cedarpy.is_authorized(CEDAR_VIEW, store.policy_set, store.entities.handle)
 
 
 async def _many(pdp: CedarPDP, request: EvaluationRequest, n: int) -> None:

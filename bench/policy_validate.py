@@ -20,6 +20,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from bench.stores import write_store
@@ -113,8 +114,8 @@ def main() -> None:
         for label, folder in stores.items():
             problems = validate_store(folder)
             assert not problems, [str(p) for p in problems]
-            validate = median_seconds(lambda f=folder: validate_store(f), args.rounds)
-            load = median_seconds(lambda f=folder: load_store("bench", f), args.rounds)
+            validate = median_seconds(partial(validate_store, folder), args.rounds)
+            load = median_seconds(partial(load_store, "bench", folder), args.rounds)
             print(
                 f"validate {args.policies:,} policies, {label}: {validate:.2f} s "
                 f"(load_store alone {load:.2f} s; target < 2 s)"

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from .authzen.cedar.engine import CedarPDP
 from .authzen.cedar.reload import StoreHolder, watch
@@ -78,22 +79,27 @@ def create_app(
         secret.get_secret_value().encode() if secret else None, settings.limits.max_page_size
     )
     holders = {name: StoreHolder(store) for name, store in stores.items()}
-    routes = health_routes(holders)
     pdps: dict[str, CedarPDP] = {}
+    store_routes: dict[str, list[Route]] = {}
     for name, holder in holders.items():
         options = settings.stores[name]
         endpoints = StoreEndpoints(name, settings.server.public_url.rstrip("/"))
         pdps[name] = CedarPDP(holder, paginator, explanations=options.explanations)
         auth = PEPAuthenticator(options.auth, realm=endpoints.pdp_id)
-        routes += StoreAPI(endpoints, pdps[name], auth, settings.limits).routes()
+        store_routes[name] = StoreAPI(endpoints, pdps[name], auth, settings.limits).routes()
 
     store = SQLiteStore(settings.resolve(settings.storage.path))
     pdp = token_pdp(settings, pdps)
     oauth = OAuthService(settings, store, pdp, profiles) if pdp is not None else None
-    if oauth is not None:
-        routes += oauth.routes()
-    else:
+    if oauth is None:
         log.info("no PDP for token requests ([pdp] unset, no default store): OAuth is off")
+    # The router tries routes in order: the busiest (default store, token endpoint) go first.
+    routes = [
+        *store_routes.pop("default", []),
+        *(oauth.routes() if oauth is not None else []),
+        *(route for named in store_routes.values() for route in named),
+        *health_routes(holders),
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -18,11 +18,22 @@ from starlette.routing import Route
 
 from bridge.app import create_app
 from bridge.authzen.routes import StoreEndpoints
-from bridge.settings import load_settings
+from bridge.oauth.errors import OAuthError
+from bridge.oauth.metadata import (
+    INTROSPECTION_PATH,
+    REVOCATION_PATH,
+    TOKEN_PATH,
+    authorization_server_metadata,
+)
+from bridge.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 DESCRIPTION = REPO / "openapi" / "bridge.json"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+# These answer RFC 6749 errors; routing (405) and faults (500) answer in the bridge's shape.
+OAUTH_ENDPOINTS = {TOKEN_PATH, INTROSPECTION_PATH, REVOCATION_PATH}
+ERROR = {"$ref": "#/components/schemas/Error"}
+OAUTH_ERROR = {"$ref": "#/components/schemas/OAuthError"}
 
 
 @pytest.fixture(scope="module")
@@ -131,15 +142,21 @@ def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 def test_every_response_carries_request_id_and_errors_share_one_shape(
     document: dict[str, Any],
 ) -> None:
-    error_schema = {"$ref": "#/components/schemas/Error"}
     for path, method in described(document):
         operation = document["paths"][path][method]
         for status, response in operation["responses"].items():
             response = _resolve(document, response)
             assert "X-Request-ID" in response.get("headers", {}), (path, method, status)
-            if int(status) >= 400 and status != "503":
-                schema = response["content"]["application/json"]["schema"]
-                assert schema == error_schema, (path, method, status)
+            if int(status) < 400 or status == "503":
+                continue
+            schema = response["content"]["application/json"]["schema"]
+            if path not in OAUTH_ENDPOINTS or status == "405":
+                assert schema == ERROR, (path, method, status)
+            elif status == "500":
+                # `server_error` from the endpoint itself, or the generic answer to a fault.
+                assert schema in (ERROR, {"oneOf": [OAUTH_ERROR, ERROR]}), (path, method, status)
+            else:
+                assert schema == OAUTH_ERROR, (path, method, status)
 
 
 def test_api_operations_list_the_transport_errors(document: dict[str, Any]) -> None:
@@ -149,8 +166,31 @@ def test_api_operations_list_the_transport_errors(document: dict[str, Any]) -> N
             assert {"200", "400", "401", "405", "413", "415", "500"} <= statuses, path
 
 
+def test_oauth_operations_list_the_transport_errors(document: dict[str, Any]) -> None:
+    for path in OAUTH_ENDPOINTS:
+        statuses = set(document["paths"][path]["post"]["responses"])
+        assert {"200", "400", "401", "405", "413", "500"} <= statuses, path
+
+
+def test_oauth_error_codes_are_the_bridges(document: dict[str, Any]) -> None:
+    def codes(cls: type[OAuthError]) -> set[str]:
+        return {cls.error}.union(*(codes(sub) for sub in cls.__subclasses__()))
+
+    described_codes = document["components"]["schemas"]["OAuthError"]["properties"]["error"]
+    assert set(described_codes["enum"]) <= codes(OAuthError)
+
+
 def test_metadata_schema_lists_the_members_the_bridge_sends(document: dict[str, Any]) -> None:
     sent = set(StoreEndpoints("search", "https://pdp.example.com").metadata())
     schema = document["components"]["schemas"]["Metadata"]
+    assert set(schema["properties"]) == sent
+    assert set(schema["required"]) <= sent
+
+
+def test_oauth_metadata_schema_lists_the_members_the_bridge_sends(
+    document: dict[str, Any],
+) -> None:
+    sent = set(authorization_server_metadata(Settings(), ["customer_records"], ["read"]))
+    schema = document["components"]["schemas"]["AuthorizationServerMetadata"]
     assert set(schema["properties"]) == sent
     assert set(schema["required"]) <= sent

@@ -16,6 +16,16 @@ FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _REPEATABLE = frozenset({"resource"})
 
 
+async def _read_bounded(request: Request, max_bytes: int) -> bytes:
+    """A body of unknown length (chunked), read until it passes the limit."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise InvalidRequest(f"the request body is larger than {max_bytes} bytes", status=413)
+    return bytes(body)
+
+
 class Form:
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self._values: dict[str, list[str]] = {}
@@ -55,11 +65,10 @@ async def read_form(request: Request, max_bytes: int) -> Form:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise InvalidRequest(f"the request body is larger than {max_bytes} bytes", status=413)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise InvalidRequest(f"the request body is larger than {max_bytes} bytes", status=413)
+    if declared is not None and declared.isdigit():
+        body = await request.body()  # the server has already bounded it by Content-Length
+    else:
+        body = await _read_bounded(request, max_bytes)
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")

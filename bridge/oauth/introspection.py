@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from .access_tokens import read
 from .clients import Client
-from .errors import OAuthError
+from .errors import InvalidClient, OAuthError
 from .grants.refresh_token import refresh_token_hash
 from .token_management import TokenManagementEndpoint
 
@@ -30,6 +30,9 @@ class IntrospectionEndpoint(TokenManagementEndpoint):
     async def handle(self, request: Request) -> Response:
         try:
             client, token = await self._client_and_token(request)
+            if client.auth_method == "none":
+                # RFC 7662 §4: an unauthenticated caller could scan for live tokens.
+                raise InvalidClient("introspection needs an authenticated client")
         except OAuthError as error:
             return error.response()
         body = await self._access_token(token)
@@ -63,5 +66,4 @@ class IntrospectionEndpoint(TokenManagementEndpoint):
             "client_id": record.client_id,
             "iat": int(record.issued_at),
             "exp": int(record.expires_at),
-            "token_type": "refresh_token",
         }

@@ -25,8 +25,15 @@ def register(commands: Any) -> None:
     keys = commands.add_parser("keys", help="manage access token signing keys")
     keys.add_argument("--config", type=Path, help="TOML configuration")
     actions = keys.add_subparsers(dest="keys_command", required=True)
-    actions.add_parser("rotate", help="make a new signing key; retire the current one")
-    actions.add_parser("list", help="show the published keys")
+    for name, text in (
+        ("rotate", "make a new signing key; retire the current one"),
+        ("list", "show the published keys"),
+    ):
+        action = actions.add_parser(name, help=text)
+        # Also accepted after the subcommand; SUPPRESS keeps an earlier --config from being reset.
+        action.add_argument(
+            "--config", type=Path, default=argparse.SUPPRESS, help="TOML configuration"
+        )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

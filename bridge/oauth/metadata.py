@@ -12,7 +12,8 @@ from .grants.jwt_bearer import GRANT_TYPE as JWT_BEARER
 from .grants.refresh_token import GRANT_TYPE as REFRESH_TOKEN
 from .grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 GRANT_TYPES = [CLIENT_CREDENTIALS, TOKEN_EXCHANGE, JWT_BEARER, REFRESH_TOKEN]
 
 TOKEN_PATH = "/token"
@@ -37,7 +38,8 @@ def authorization_server_metadata(
         "grant_types_supported": GRANT_TYPES,
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
-        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        # Introspection shows what tokens carry: only confidential clients may ask.
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "authorization_details_types_supported": rar_types,
         "scopes_supported": scopes,

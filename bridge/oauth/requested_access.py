@@ -25,6 +25,8 @@ class RequestedAccess:
     scope: list[str]
     resource: list[str]
     profiles: ProfileSet
+    # locations times actions multiply: one request may not ask for more than a batch holds.
+    max_evaluations: int
 
     def plan(
         self, principal: Principal, client: Client, proof: DPoPProof | None
@@ -35,11 +37,19 @@ class RequestedAccess:
             dpop_jkt=proof.jkt if proof is not None else None,
             resource=self.resource,
         )
-        return plan_evaluations(self.details, self.scope, context, self.profiles)
+        return plan_evaluations(
+            self.details, self.scope, context, self.profiles, max_evaluations=self.max_evaluations
+        )
 
 
 def read_requested_access(
-    form: Form, client: Client, principal: Principal, profiles: ProfileSet, *, max_entries: int
+    form: Form,
+    client: Client,
+    principal: Principal,
+    profiles: ProfileSet,
+    *,
+    max_entries: int,
+    max_evaluations: int,
 ) -> RequestedAccess:
     raw_details = form.get("authorization_details")
     details = (
@@ -78,7 +88,7 @@ def read_requested_access(
 
     if not details and not scope:
         raise InvalidRequest("authorization_details or scope is required")
-    return RequestedAccess(details, scope, resource, profiles)
+    return RequestedAccess(details, scope, resource, profiles, max_evaluations)
 
 
 def _resource_indicator(value: str) -> str:

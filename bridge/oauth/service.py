@@ -78,7 +78,10 @@ class OAuthService:
         max_body = settings.limits.max_body_bytes
         self.token = TokenEndpoint(
             TokenEndpointConfig(
-                issuer + TOKEN_PATH, max_body, settings.oauth.max_authorization_details
+                url=issuer + TOKEN_PATH,
+                max_body_bytes=max_body,
+                max_authorization_details=settings.oauth.max_authorization_details,
+                max_evaluations=settings.limits.max_batch_items,
             ),
             authenticator,
             self.dpop,

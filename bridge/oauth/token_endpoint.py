@@ -50,6 +50,7 @@ class TokenEndpointConfig:
     url: str  # the endpoint's own URL (DPoP `htu`)
     max_body_bytes: int
     max_authorization_details: int
+    max_evaluations: int
 
 
 class TokenEndpoint:
@@ -79,6 +80,10 @@ class TokenEndpoint:
         except PDPError as error:
             log.error("no decision for a token request: %s", error)
             return ServerError("the policy decision point could not decide").response()
+        except Exception:
+            # A bug must still answer in OAuth's words, and never with a token.
+            log.exception("token request failed")
+            return ServerError("the token request could not be processed").response()
         headers = dict(NO_STORE)
         if self._dpop.requires_nonce:
             # RFC 9449 §8.2: the nonce for the client's next proof rides on this answer.
@@ -97,6 +102,7 @@ class TokenEndpoint:
             principal,
             self._profiles,
             max_entries=self._config.max_authorization_details,
+            max_evaluations=self._config.max_evaluations,
         )
         planned = access.plan(principal, client, proof)
         await self._decide(planned)
@@ -136,6 +142,9 @@ class TokenEndpoint:
             [p.request for p in planned], EvaluationsSemantic.execute_all
         )
         for item, decision in zip(planned, decisions, strict=True):
+            if decision.context is not None and "error" in decision.context:
+                # The PDP failed on this item: no decision, which is not a denial.
+                raise PDPError(f"no decision for {describe_denial(item)}")
             if not decision.decision:
                 description = describe_denial(item)
                 if item.source == "scope":

@@ -25,6 +25,10 @@ COMMON_STRINGS = ("identifier",)
 
 Entry = dict[str, Any]
 
+# Clients repeat the same requests; schema validation is the dearest step of a token request,
+# so the last few thousand valid parameter values are remembered (as text, not as entries).
+VALID_DETAILS_REMEMBERED = 4096
+
 
 def parse_authorization_details(
     raw: str,
@@ -38,15 +42,26 @@ def parse_authorization_details(
     `allowed_types` are the client's registered `authorization_details_types`; None allows
     every type a profile defines. Raises `InvalidAuthorizationDetails`.
     """
+    key = (raw, allowed_types, max_entries)
+    if key in profiles.valid_details:
+        # Checked before against the same (immutable) profiles: only the parse is redone,
+        # so every caller still gets entries of its own.
+        profiles.valid_details.move_to_end(key)
+        entries: list[Entry] = loads(raw)
+        return entries
     try:
         value = loads(raw)
     except DuplicateMemberError as exc:
         raise _refuse(f"{PARAMETER}: duplicate member {show(exc.name)}") from None
     except StrictJSONError as exc:
         raise _refuse(f"{PARAMETER}: not valid JSON ({exc})") from None
-    return check_authorization_details(
+    entries = check_authorization_details(
         value, profiles, allowed_types=allowed_types, max_entries=max_entries
     )
+    profiles.valid_details[key] = None
+    if len(profiles.valid_details) > VALID_DETAILS_REMEMBERED:
+        profiles.valid_details.popitem(last=False)
+    return entries
 
 
 def check_authorization_details(

@@ -9,6 +9,7 @@ loaded, checked forms; `loader.py` reads and checks the files.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -74,7 +75,7 @@ class Profile:
 class ProfileSet:
     """Every loaded profile, by RAR `type`, and every scope value they claim."""
 
-    __slots__ = ("_profiles", "_scopes")
+    __slots__ = ("_profiles", "_scopes", "valid_details")
 
     def __init__(self, profiles: Iterable[Profile] = ()) -> None:
         by_type: dict[str, Profile] = {}
@@ -89,6 +90,10 @@ class ProfileSet:
                 scopes[value] = mapping
         self._profiles = MappingProxyType(by_type)
         self._scopes = MappingProxyType(scopes)
+        # `authorization_details` values already found valid (see authorization_details.py).
+        self.valid_details: OrderedDict[tuple[str, frozenset[str] | None, int], None] = (
+            OrderedDict()
+        )
 
     @property
     def types(self) -> list[str]:

@@ -64,7 +64,7 @@ class RefreshTokenStore(Protocol):
 
     async def use_refresh_token(self, token_hash: str, now: float) -> RefreshTokenRecord | None:
         """Mark the token used, atomically. Returns it when it was active (unused, not
-        revoked, not expired). A second use of a used token revokes its whole family (the
+        revoked, not expired). A used token presented again revokes its whole family (the
         token has leaked) and returns None."""
         ...
 

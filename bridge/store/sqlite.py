@@ -180,7 +180,8 @@ class SQLiteStore:
                 if record is None:
                     return None
                 if record.used_at is not None:
-                    # A rotated token came back: it has leaked, so the whole grant goes.
+                    # A rotated token came back: it has leaked, so the whole grant goes
+                    # (RFC 9700 §4.14.2). Clients must not refresh concurrently with one token.
                     self._revoke_family(record.family_id, now)
                     return None
                 if record.revoked_at is not None or record.expires_at <= now:

@@ -16,6 +16,16 @@ GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ID_JAG_TYP = "oauth-id-jag+jwt"
 
 
+def is_id_jag(header: dict[str, object]) -> bool:
+    """`typ` is a media type: compared case-insensitively, `application/` optional (RFC 7515
+    §4.1.9), so no spelling of it slips past the checks an ID-JAG needs."""
+    typ = header.get("typ")
+    if not isinstance(typ, str):
+        return False
+    typ = typ.lower()
+    return typ.removeprefix("application/") == ID_JAG_TYP
+
+
 class JWTBearerGrant:
     grant_type = GRANT_TYPE
 
@@ -31,10 +41,7 @@ class JWTBearerGrant:
         except UntrustedToken as exc:
             raise InvalidGrant(f"assertion is not acceptable: {exc}") from None
         client_id = request.client.client_id
-        if (
-            verified.header.get("typ") == ID_JAG_TYP
-            and verified.claims.get("client_id") != client_id
-        ):
+        if is_id_jag(verified.header) and verified.claims.get("client_id") != client_id:
             raise InvalidGrant("the assertion was issued to another client")
         jti = verified.claims.get("jti")
         if isinstance(jti, str):

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import InvalidGrant, InvalidRequest
 from ..trusted_issuers import TrustedIssuers, UntrustedToken, VerifiedToken
 from .base import Principal, TokenRequest, subject_with_actor
+from .jwt_bearer import is_id_jag
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
@@ -61,6 +62,10 @@ class TokenExchangeGrant:
         if token_type not in JWT_TOKEN_TYPES:
             raise InvalidRequest(f"{name}_type {token_type} is not supported")
         try:
-            return await self._issuers.verify(token)
+            verified = await self._issuers.verify(token)
         except UntrustedToken as exc:
             raise InvalidGrant(f"{name} is not acceptable: {exc}") from None
+        if is_id_jag(verified.header):
+            # An ID-JAG is issued to one client and redeemed once, with the jwt-bearer grant.
+            raise InvalidGrant(f"{name} is an ID-JAG; redeem it with the jwt-bearer grant")
+        return verified

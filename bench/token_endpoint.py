@@ -1,0 +1,182 @@
+"""Token endpoint benchmark: throughput as a ratio to a bare echo endpoint, in one run.
+
+1. HTTP throughput of `POST /token` (client_credentials, `client_secret_basic`, one
+   `customer_records` read on one location, embedded Cedar, ES256 access tokens) against
+   the bare Starlette JSON echo endpoint, both under uvicorn with the same settings, driven
+   by wrk in alternating rounds; the medians are compared.
+2. Latency of a DPoP-bound token request beside the same request without DPoP. Every DPoP
+   proof needs a fresh `jti` and its own signature, which a wrk script cannot make, so this
+   is a sequential Python loop over one keep-alive connection: the proofs are signed before
+   the clock starts, and the two kinds of request alternate.
+
+Usage: python -m bench.token_endpoint [--seconds 5] [--rounds 3] [--connections 16] [--requests 300]
+Needs `wrk` on the PATH (`make bench` installs it where it can).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+from joserfc import jws
+from joserfc.jwk import ECKey
+
+from bench.authzen import DEMO, REPO, alternate, free_port, server, wrk
+
+CLIENT_ID, CLIENT_SECRET = "demo-agent", "demo-agent-secret"
+BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+DETAILS = [
+    {
+        "type": "customer_records",
+        "actions": ["read"],
+        "locations": ["https://crm.example.com/customers/cust-0001"],
+    }
+]
+FORM = {"grant_type": "client_credentials", "authorization_details": json.dumps(DETAILS)}
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+
+def bridge_config(workdir: Path, port: int) -> Path:
+    """The bridge as `make run` has it, minus what would disturb a measurement (access log,
+    reload) and with its storage and key file in `workdir`."""
+    config = workdir / "bridge.toml"
+    config.write_text(
+        f'[server]\npublic_url = "http://127.0.0.1:{port}"\n'
+        'log_level = "warning"\naccess_log = false\n\n'
+        "[reload]\nenabled = false\n\n"
+        f'[storage]\npath = "{workdir / "bridge.sqlite3"}"\n\n'
+        "[oauth]\n"
+        f'clients_file = "{REPO / "clients.toml"}"\n'
+        f'profiles_dir = "{REPO / "profiles"}"\n'
+        f'key_encryption_key_file = "{workdir / "signing-keys.kek"}"\n'
+        'signing_alg = "ES256"\n\n'
+        f'[stores.default]\npath = "{REPO / "policies" / "default"}"\n'
+    )
+    return config
+
+
+def wrk_form(
+    url: str, form: dict[str, str], seconds: float, connections: int, workdir: Path
+) -> float:
+    """Requests per second for POSTing `form` with HTTP Basic client authentication; fails on
+    any non-2xx answer. (`bench.authzen.wrk` sends JSON only, so its script is not reused.)"""
+    script = workdir / "token.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f'wrk.headers["Content-Type"] = "{FORM_MEDIA_TYPE}"\n'
+        f'wrk.headers["Authorization"] = "{BASIC}"\n'
+        f"wrk.body = {json.dumps(urlencode(form))}\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors while benchmarking {url}:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def token_request(http: httpx.Client, url: str, proof: str | None = None) -> httpx.Response:
+    headers = {"Authorization": BASIC}
+    if proof is not None:
+        headers["DPoP"] = proof
+    return http.post(url, data=FORM, headers=headers)
+
+
+def dpop_proof(key: ECKey, url: str) -> str:
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
+    claims = {"jti": str(uuid.uuid4()), "htm": "POST", "htu": url, "iat": int(time.time())}
+    return jws.serialize_compact(header, json.dumps(claims), key)
+
+
+def check_token(response: httpx.Response, token_type: str) -> None:
+    """Benchmark only what is right: a token of the expected kind, for what was asked."""
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == token_type, body
+    assert body["authorization_details"] == DETAILS, body
+    assert body["access_token"].count(".") == 2, body
+
+
+def latencies(url: str, requests: int) -> tuple[float, float]:
+    """Median seconds per token request without and with a DPoP proof, alternating."""
+    key = ECKey.generate_key("P-256")
+    plain: list[float] = []
+    bound: list[float] = []
+    with httpx.Client(timeout=10) as http:
+        check_token(token_request(http, url, dpop_proof(key, url)), "DPoP")
+        # Signed before timing; well within the server's `iat` leeway (60 s by default).
+        proofs = [dpop_proof(key, url) for _ in range(requests)]
+        for proof in proofs:
+            for samples, sent in ((plain, None), (bound, proof)):
+                start = time.perf_counter()
+                response = token_request(http, url, sent)
+                samples.append(time.perf_counter() - start)
+                assert response.status_code == 200, response.text
+    return statistics.median(plain), statistics.median(bound)
+
+
+def http_figures(args: argparse.Namespace, workdir: Path) -> None:
+    bridge_port, echo_port = free_port(), free_port()
+    config = bridge_config(workdir, bridge_port)
+    bridge_cmd = [sys.executable, "-m", "bridge.cli", "serve", "--config", str(config)]
+    echo_cmd = [sys.executable, str(REPO / "bench" / "echo_server.py"), str(echo_port)]
+    with (
+        server([*bridge_cmd, "--port", str(bridge_port)], bridge_port) as bridge,
+        server(echo_cmd, echo_port) as echo,
+    ):
+        token = f"{bridge}/token"
+        with httpx.Client(timeout=10) as http:
+            check_token(token_request(http, token), "Bearer")
+
+        def run(measure: Callable[..., float], url: str, body: object) -> Callable[[], float]:
+            return lambda: measure(url, body, args.seconds, args.connections, workdir)
+
+        rates = alternate(
+            args.rounds,
+            {"echo": run(wrk, f"{echo}/echo", DEMO), "token": run(wrk_form, token, FORM)},
+        )
+        plain, bound = latencies(token, args.requests)
+
+    ratio = rates["token"] / rates["echo"]
+    print(f"echo endpoint (bare Starlette)        {rates['echo']:10.0f} req/s")
+    print(f"/token, client_credentials + RAR      {rates['token']:10.0f} req/s")
+    print(f"  ratio to echo                       {ratio:10.2f}   (target >= 0.40)")
+    print(f"/token latency, one connection        {plain * 1000:10.2f} ms Bearer")
+    print(f"  the same with a DPoP proof          {bound * 1000:10.2f} ms DPoP-bound")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=300, help="per kind, for latency")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk not found: install wrk, or run `make bench`")
+        return 1
+    with tempfile.TemporaryDirectory() as tmp:
+        http_figures(args, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
