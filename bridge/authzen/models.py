@@ -92,6 +92,9 @@ class EvaluationsSemantic(StrEnum):
 class Decision:
     decision: bool
     context: JSONObject | None = None
+    # The embedded engine's finding that this denial can be requested, and with which
+    # approval template; turned into ARAP's `context.access_request` before it leaves.
+    requestable: str | None = field(default=None, compare=False)
 
     def to_json(self) -> JSONObject:
         # Batch items must be exactly {"decision": b} unless there is something to say.

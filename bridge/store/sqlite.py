@@ -1,26 +1,16 @@
-"""The embedded store: one SQLite file.
-
-All statements run on one dedicated thread (SQLite connections are not shared between
-threads, and one writer at a time is what SQLite does anyway), so the event loop never
-blocks on disk. WAL mode lets readers in other processes (`bridge keys rotate`) work beside a
-running server; a busy timeout covers the short write locks.
-"""
+"""The embedded store: one SQLite file, with the OAuth tables (replay cache, signing keys,
+refresh tokens, revoked access tokens) and the table groups of the other parts mixed in."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
 
 from .base import RefreshTokenRecord, SigningKeyRecord
+from .sqlite_base import transaction
+from .sqlite_outbox import OutboxTables
 
-_T = TypeVar("_T")
-
-_SCHEMA = [
+_OAUTH_SCHEMA = [
     """CREATE TABLE IF NOT EXISTS used_values (
         namespace TEXT NOT NULL, value TEXT NOT NULL, expires_at REAL NOT NULL,
         PRIMARY KEY (namespace, value)) WITHOUT ROWID""",
@@ -42,51 +32,19 @@ _SCHEMA = [
 _PURGE_EVERY = 1000
 
 
-class SQLiteStore:
+class SQLiteStore(OutboxTables):
+    SCHEMA = _OAUTH_SCHEMA
+
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._db: sqlite3.Connection | None = None
+        super().__init__(path)
         self._writes = 0
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    async def open(self) -> None:
-        await self._run(self._open)
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
-        db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a crash loses at most the last commits, never consistency.
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        with _transaction(db):
-            for statement in _SCHEMA:
-                db.execute(statement)
-        self._db = db
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
-        self._executor.shutdown(wait=True)
-
-    async def _run(self, fn: Callable[[], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("the store is not open")
-        return self._db
 
     # -- replay cache --------------------------------------------------------------------
 
     async def use_once(self, namespace: str, value: str, expires_at: float) -> bool:
         def work() -> bool:
             now = time.time()
-            with _transaction(self.db):
+            with transaction(self.db):
                 cursor = self.db.execute(
                     "INSERT INTO used_values (namespace, value, expires_at) VALUES (?, ?, ?) "
                     "ON CONFLICT (namespace, value) DO UPDATE SET expires_at = excluded.expires_at "
@@ -120,7 +78,7 @@ class SQLiteStore:
         self, record: SigningKeyRecord, *, retire_others_at: float, others_expire_at: float
     ) -> None:
         def work() -> None:
-            with _transaction(self.db):
+            with transaction(self.db):
                 self.db.execute(
                     "UPDATE signing_keys SET retired_at = ?, expires_at = ? "
                     "WHERE retired_at IS NULL",
@@ -145,7 +103,7 @@ class SQLiteStore:
 
     async def save_refresh_token(self, record: RefreshTokenRecord) -> None:
         def work() -> None:
-            with _transaction(self.db):
+            with transaction(self.db):
                 self.db.execute(
                     "INSERT INTO refresh_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -175,7 +133,7 @@ class SQLiteStore:
 
     async def use_refresh_token(self, token_hash: str, now: float) -> RefreshTokenRecord | None:
         def work() -> RefreshTokenRecord | None:
-            with _transaction(self.db):
+            with transaction(self.db):
                 record = self._find_refresh(token_hash)
                 if record is None:
                     return None
@@ -196,7 +154,7 @@ class SQLiteStore:
 
     async def revoke_refresh_family(self, family_id: str, now: float) -> None:
         def work() -> None:
-            with _transaction(self.db):
+            with transaction(self.db):
                 self._revoke_family(family_id, now)
 
         await self._run(work)
@@ -211,7 +169,7 @@ class SQLiteStore:
 
     async def revoke_access_token(self, jti: str, expires_at: float) -> None:
         def work() -> None:
-            with _transaction(self.db):
+            with transaction(self.db):
                 self.db.execute(
                     "INSERT OR IGNORE INTO revoked_access_tokens VALUES (?, ?)", (jti, expires_at)
                 )
@@ -226,16 +184,3 @@ class SQLiteStore:
             return row is not None
 
         return await self._run(work)
-
-
-class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error: never a half-written change."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")

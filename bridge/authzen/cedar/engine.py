@@ -166,7 +166,7 @@ class CedarPDP:
             # The common single decision: no grouping, the store's pre-parsed entities.
             policy_set, _ = store.index.policy_set(items[0].key)
             result = cedarpy.is_authorized(items[0].request, policy_set, store.entities.handle)
-            return [self._outcome(result)]
+            return [self._outcome(store, result)]
         outcomes: list[Decision | str] = [""] * len(items)
         groups: dict[IndexKey, list[int]] = {}
         for n, item in enumerate(items):
@@ -178,20 +178,21 @@ class CedarPDP:
                     [items[members[i]].request for i in chunk], policy_set, entities
                 )
                 for i, result in zip(chunk, results, strict=True):
-                    outcomes[members[i]] = self._outcome(result)
+                    outcomes[members[i]] = self._outcome(store, result)
         return outcomes
 
-    def _outcome(self, result: cedarpy.AuthzResult) -> Decision | str:
+    def _outcome(self, store: PolicyStore, result: cedarpy.AuthzResult) -> Decision | str:
         if result.decision is cedarpy.Decision.NoDecision:
             errors = result.diagnostics.errors
             return "the policy engine reached no decision" + (f": {errors[0]}" if errors else "")
         allowed = result.decision is cedarpy.Decision.Allow
+        requestable = None if allowed else store.approval_template(result.diagnostics.reasons)
         if not self.explanations:
-            return Decision(allowed)
+            return Decision(allowed, requestable=requestable)
         context: JSONObject = {"determining_policies": sorted(result.diagnostics.reasons)}
         if result.diagnostics.errors:
             context["evaluation_errors"] = list(result.diagnostics.errors)
-        return Decision(allowed, context)
+        return Decision(allowed, context, requestable=requestable)
 
 
 def _permitted(outcome: Decision | str) -> bool:

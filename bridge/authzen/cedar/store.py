@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import cedarpy
@@ -22,6 +23,8 @@ from .names import ACTION_TYPE
 from .source import Statement, array_element_lines, find_word_line, split_policies
 
 ENTITIES_FILE = "entities.json"
+# `@approval("<template>")` on a forbid policy: its denials can be requested (ARAP).
+APPROVAL_ANNOTATION = "approval"
 
 
 # Store problems are ordinary file problems; the names say where they come from.
@@ -44,6 +47,24 @@ class PolicyStore:
 
     def policy(self, policy_id: str) -> PolicyRecord | None:
         return next((p for p in self.policies if p.policy_id == policy_id), None)
+
+    def approval_template(self, determining: list[str]) -> str | None:
+        """The template a denial can be requested with: when every policy that determined
+        it is a `forbid` carrying the same `@approval("<template>")`; else None."""
+        templates = set()
+        for policy_id in determining:
+            policy = self.by_id.get(policy_id)
+            if policy is None or policy.effect != "forbid":
+                return None
+            template = policy.annotations.get(APPROVAL_ANNOTATION)
+            if not template:
+                return None
+            templates.add(template)
+        return templates.pop() if len(templates) == 1 else None
+
+    @cached_property
+    def by_id(self) -> dict[str, PolicyRecord]:
+        return {p.policy_id: p for p in self.policies}
 
     @property
     def actions(self) -> list[str]:

@@ -1,0 +1,136 @@
+"""The outbox worker: delivers what state changes queued, with retries and backoff.
+
+Handlers are registered per kind (a client ping, an ARAP callback, an internal follow-up
+such as resolving deferrals once their access request ended). A handler says whether the
+row is done, should be retried, or should be given up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .store.sqlite_outbox import OutboxRow
+
+log = logging.getLogger("bridge.outbox")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    reason: str
+
+
+Outcome = Delivered | Retry | GiveUp
+Handler = Callable[[OutboxRow], Awaitable[Outcome]]
+
+
+class OutboxStore(Protocol):
+    async def claim_outbox(
+        self, now: float, limit: int, lease_seconds: float
+    ) -> list[OutboxRow]: ...
+
+    async def outbox_done(self, row_id: int) -> None: ...
+
+    async def outbox_retry(self, row_id: int, next_attempt_at: float, error: str) -> None: ...
+
+    async def outbox_failed(self, row_id: int, error: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    first_delay: float = 1.0
+    max_delay: float = 300.0
+    max_attempts: int = 12
+
+    def delay(self, attempts: int) -> float:
+        base: float = min(self.max_delay, self.first_delay * 2.0 ** (attempts - 1))
+        return base * (1 + random.random() * 0.1)  # jitter: replicas do not retry in step
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        store: OutboxStore,
+        handlers: dict[str, Handler],
+        *,
+        retry: RetryPolicy | None = None,
+        idle_seconds: float = 0.5,
+        lease_seconds: float = 60.0,
+    ) -> None:
+        self._store = store
+        self._handlers = handlers
+        self._retry = retry or RetryPolicy()
+        self._idle = idle_seconds
+        self._lease = lease_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next idle tick."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; returns how many rows were handled."""
+        rows = await self._store.claim_outbox(time.time(), 50, self._lease)
+        await asyncio.gather(*(self._deliver(row) for row in rows))
+        return len(rows)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                handled = await self.run_once()
+            except Exception:  # a dead worker would silently stop every ping
+                log.exception("outbox pass failed")
+                handled = 0
+            if handled == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle)
+                self._wake.clear()
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        handler = self._handlers.get(row.kind)
+        if handler is None:
+            await self._store.outbox_failed(row.id, f"no handler for {row.kind}")
+            return
+        try:
+            outcome = await handler(row)
+        except Exception as exc:
+            log.exception("outbox %s #%d failed", row.kind, row.id)
+            outcome = Retry(f"handler error: {type(exc).__name__}")
+        if isinstance(outcome, Delivered):
+            await self._store.outbox_done(row.id)
+        elif isinstance(outcome, GiveUp) or row.attempts >= self._retry.max_attempts:
+            log.warning("outbox %s #%d given up: %s", row.kind, row.id, _reason(outcome))
+            await self._store.outbox_failed(row.id, _reason(outcome))
+        else:
+            delay = self._retry.delay(row.attempts)
+            await self._store.outbox_retry(row.id, time.time() + delay, outcome.reason)
+
+
+def _reason(outcome: Outcome) -> str:
+    return getattr(outcome, "reason", "delivered")

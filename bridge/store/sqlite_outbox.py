@@ -1,0 +1,96 @@
+"""The outbox table: side effects (pings, callbacks, internal follow-ups) written in the same
+transaction as the state change that causes them, and delivered later by a worker.
+
+A row is claimed with a lease (its `next_attempt_at` pushed past the lease) so that two
+workers never deliver it at once, and a worker that dies mid-delivery leaves it due again
+when the lease runs out: a crash loses no side effect.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from .sqlite_base import SQLiteBase, transaction
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    kind: str
+    payload: bytes  # opaque to the store (sealed by the caller when it holds secrets)
+    attempts: int
+    created_at: float
+
+
+class OutboxTables(SQLiteBase):
+    SCHEMA = [
+        """CREATE TABLE IF NOT EXISTS outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload BLOB NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL, created_at REAL NOT NULL, last_error TEXT)""",
+        "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at)",
+    ]
+
+    @staticmethod
+    def outbox_insert(db: sqlite3.Connection, kind: str, payload: bytes, not_before: float) -> None:
+        """Queue a side effect; call inside the transaction of the change that causes it."""
+        db.execute(
+            "INSERT INTO outbox (kind, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?)",
+            (kind, payload, not_before, not_before),
+        )
+
+    async def enqueue(self, kind: str, payload: bytes, not_before: float) -> None:
+        def work() -> None:
+            with transaction(self.db):
+                self.outbox_insert(self.db, kind, payload, not_before)
+
+        await self._run(work)
+
+    async def claim_outbox(self, now: float, limit: int, lease_seconds: float) -> list[OutboxRow]:
+        def work() -> list[OutboxRow]:
+            with transaction(self.db):
+                rows = self.db.execute(
+                    "SELECT id, kind, payload, attempts, created_at FROM outbox "
+                    "WHERE status = 'pending' AND next_attempt_at <= ? "
+                    "ORDER BY next_attempt_at LIMIT ?",
+                    (now, limit),
+                ).fetchall()
+                self.db.executemany(
+                    "UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1 WHERE id = ?",
+                    [(now + lease_seconds, row[0]) for row in rows],
+                )
+            return [OutboxRow(r[0], r[1], r[2], r[3] + 1, r[4]) for r in rows]
+
+        return await self._run(work)
+
+    async def outbox_done(self, row_id: int) -> None:
+        await self._outbox_set(row_id, "done", None, None)
+
+    async def outbox_retry(self, row_id: int, next_attempt_at: float, error: str) -> None:
+        await self._outbox_set(row_id, "pending", next_attempt_at, error)
+
+    async def outbox_failed(self, row_id: int, error: str) -> None:
+        await self._outbox_set(row_id, "failed", None, error)
+
+    async def _outbox_set(
+        self, row_id: int, status: str, next_attempt_at: float | None, error: str | None
+    ) -> None:
+        def work() -> None:
+            with transaction(self.db):
+                self.db.execute(
+                    "UPDATE outbox SET status = ?, last_error = ?, "
+                    "next_attempt_at = COALESCE(?, next_attempt_at), "
+                    # Delivered rows keep no payload: it may hold a deferral code.
+                    "payload = CASE WHEN ? = 'done' THEN x'' ELSE payload END WHERE id = ?",
+                    (status, error, next_attempt_at, status, row_id),
+                )
+
+        await self._run(work)
+
+    async def outbox_counts(self) -> dict[str, int]:
+        def work() -> dict[str, int]:
+            rows = self.db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+            return {status: count for status, count in rows}
+
+        return await self._run(work)
