@@ -249,6 +249,63 @@ class OAuthSettings(_Section):
     )
 
 
+class AccessRequestSettings(_Section):
+    """The embedded access request service (ARAP) and its approvers."""
+
+    approver_issuer: str | None = Field(
+        None,
+        description=(
+            "Issuer (one of `oauth.trusted_issuers`) whose bearer JWTs approvers present to "
+            "the approver API; unset: no approver can act."
+        ),
+    )
+    approver_audience: str | None = Field(
+        None, description="The `aud` approver JWTs must carry; defaults to the bridge's issuer."
+    )
+    denial_lifetime_seconds: int = Field(
+        600, ge=10, description="How long a requestable denial may be submitted (`expires_at`)."
+    )
+    request_lifetime_seconds: int = Field(
+        10_800, ge=60, description="How long an access request waits for approvers."
+    )
+    default_approval_seconds: int = Field(
+        3_600, ge=60, description="`approved_until` when an approver does not set one."
+    )
+    max_approval_seconds: int = Field(
+        86_400, ge=60, description="The latest `approved_until` an approver may set."
+    )
+    binding_context_members: list[str] = Field(
+        default_factory=lambda: ["client_id", "dpop_jkt", "resource"],
+        description="Authorization-relevant context members a denial is bound to.",
+    )
+    allow_private_callbacks: bool = Field(
+        False,
+        description=(
+            "Accept callback and ping targets on loopback or private addresses (local "
+            "testing only)."
+        ),
+    )
+
+
+class DeferralSettings(_Section):
+    """Deferred Token Responses at the token endpoint."""
+
+    code_lifetime_seconds: int = Field(
+        10_800, ge=60, description="Longest life of a deferral code (also bounded by the request)."
+    )
+    interval_seconds: int = Field(5, ge=1, description="Minimum seconds between polls.")
+    slow_down_seconds: int = Field(5, ge=5, description="Added to the interval by `slow_down`.")
+    poll_tolerance_seconds: float = Field(
+        1.0, ge=0, description="How much early a poll may come before it counts as too fast."
+    )
+    max_slow_downs: int = Field(
+        10, ge=1, description="Consecutive `slow_down`s before the code is refused."
+    )
+    ping_delay_seconds: float = Field(
+        0.5, ge=0, description="Wait before a ping, so the client has stored its code."
+    )
+
+
 STORE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 StoreName = Annotated[str, Field(pattern=STORE_NAME_PATTERN)]
 
@@ -264,6 +321,8 @@ class Settings(_Section):
     )
     pdp: PDPSettings = Field(default_factory=PDPSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    access_requests: AccessRequestSettings = Field(default_factory=AccessRequestSettings)
+    deferral: DeferralSettings = Field(default_factory=DeferralSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
 
     # Where relative store paths are resolved from: the folder of the config file.

@@ -8,6 +8,8 @@ name what is wrong with the request, never policy text or secrets.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import JSONResponse
 
 
@@ -28,8 +30,8 @@ class OAuthError(Exception):
         if status is not None:
             self.status = status
 
-    def body(self) -> dict[str, str]:
-        out = {"error": self.error}
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.error}
         if self.description:
             out["error_description"] = description_text(self.description)
         return out
@@ -100,6 +102,37 @@ class UnsupportedTokenType(OAuthError):
     """RFC 7009 §2.2.1: revocation of this token type is not supported."""
 
     error = "unsupported_token_type"
+
+
+class AccessDenied(OAuthError):
+    """DTR: the deferred request was denied, cancelled, or no longer holds."""
+
+    error = "access_denied"
+
+
+class ExpiredToken(OAuthError):
+    """DTR: the deferral code's lifetime ended while the request was pending."""
+
+    error = "expired_token"
+
+
+class SlowDown(OAuthError):
+    """DTR: polled faster than the interval; the client adds 5 s."""
+
+    error = "slow_down"
+
+
+class AuthorizationPending(OAuthError):
+    """DTR: not decided yet. The first one (the deferred response) carries the code."""
+
+    error = "authorization_pending"
+
+    def __init__(self, extra: dict[str, object] | None = None) -> None:
+        super().__init__(None)
+        self.extra = dict(extra or {})
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), **self.extra}
 
 
 class ServerError(OAuthError):
