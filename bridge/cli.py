@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import demo_approvers
 from .authzen.cedar.store import PolicyStore, StoreLoadError
 from .oauth import clients_cli, keys_cli
 from .oauth.clients import ClientRegistry
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clients_cli.register(commands)
     keys_cli.register(commands)
     policy_cli.register(commands)
+    demo_approvers.register(commands)
 
     args = parser.parse_args(argv)
     if args.command == "policy":
@@ -60,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return clients_cli.run(args, settings)
     if args.command == "keys":
         return keys_cli.run(args, settings)
+    if args.command == "approvers":
+        return demo_approvers.run(args, settings)
     if args.command == "check":
         return _check(settings)
     return _serve(settings, args)

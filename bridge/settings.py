@@ -285,6 +285,13 @@ class AccessRequestSettings(_Section):
             "testing only)."
         ),
     )
+    demo_approver_key_file: Path | None = Field(
+        None,
+        description=(
+            "Local demo only: a key file (created on first use) for an approver issuer the "
+            "bridge trusts, whose tokens `bridge approvers token SUB` prints."
+        ),
+    )
 
 
 class DeferralSettings(_Section):
