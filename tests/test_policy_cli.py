@@ -59,10 +59,30 @@ def in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
 
 
-# An approval-ready demo store: large payments need a manager unless approved.
-APPROVAL_SCHEMA = """
+# A small store of its own with a requestable denial: euro payments above 1,000.00 need a
+# manager, and Maria is the manager. Built here rather than on a copy of a shipped store,
+# so that the tests know every line of it.
+APPROVAL_SCHEMA = """\
+entity user;
+
+entity Payment {
+  amount_minor?: Long,
+  currency?: String,
+};
+
 entity AccessRequest {
   template: String,
+};
+
+action initiate appliesTo {
+  principal: user,
+  resource: Payment,
+  context: {
+    approval?: {
+      id: String,
+      template: String,
+    },
+  },
 };
 
 action approvals;
@@ -73,8 +93,21 @@ action approve in [approvals] appliesTo {
 };
 """
 
+SMALL_PAYMENTS = """\
+// Euro payments up to 1,000.00 go ahead.
+@id("small-eur-payments")
+permit (principal, action == Action::"initiate", resource is Payment)
+when
+{
+  resource has amount_minor &&
+  resource.amount_minor <= 100000 &&
+  resource has currency &&
+  resource.currency == "EUR"
+};
+"""
+
 APPROVAL_POLICIES = """\
-// Euro payments above 1,000.00 are permitted, unless the next policy objects.
+// Payments above 1,000.00 are permitted, unless the next policy objects.
 @id("large-eur-payments")
 permit (principal, action == Action::"initiate", resource is Payment)
 when { resource has amount_minor && resource.amount_minor > 100000 };
@@ -84,7 +117,7 @@ when { resource has amount_minor && resource.amount_minor > 100000 };
 @approval("manager")
 forbid (principal, action == Action::"initiate", resource is Payment)
 when { resource has amount_minor && resource.amount_minor > 100000 }
-unless { context has approval };
+unless { context has approval && context.approval.template == "manager" };
 
 // Maria approves what needs a manager.
 @id("maria-approves")
@@ -95,11 +128,21 @@ when { resource is AccessRequest && resource.template == "manager" };
 
 @pytest.fixture
 def approval_store(tmp_path: Path) -> Path:
-    folder = copy_store(tmp_path, "default", "demo")
-    with (folder / "schema.cedarschema").open("a", encoding="utf-8") as schema:
-        schema.write(APPROVAL_SCHEMA)
+    folder = tmp_path / "payments"
+    folder.mkdir()
+    write(folder / "schema.cedarschema", APPROVAL_SCHEMA)
+    write(folder / "payments.cedar", SMALL_PAYMENTS)
     write(folder / "approvals.cedar", APPROVAL_POLICIES)
+    write(
+        folder / "entities.json",
+        '[{"uid": {"type": "user", "id": "maria"}, "attrs": {}, "parents": []}]\n',
+    )
+    write(folder / "tests.json", '{"cases": []}\n')
     return folder
+
+
+def approval(template: str) -> dict[str, Any]:
+    return {"approval": {"id": "ar_1", "template": template}}
 
 
 def payment(amount: int, context: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -583,18 +626,52 @@ def test_requestable_denials_in_store_tests(
             {
                 "name": "approved, it goes ahead",
                 "kind": "evaluation",
-                "request": payment(500000, {"approval": {"id": "ar_1"}}),
+                "request": payment(500000, approval("manager")),
                 "expect": {"decision": True, "determining_policies": ["large-eur-payments"]},
             },
             {
-                "name": "no permit for dollars: a plain denial",
+                "name": "another template's approval does not lift it",
+                "kind": "evaluation",
+                "request": payment(500000, approval("finance")),
+                "expect": {
+                    "decision": False,
+                    "determining_policies": ["large-payments-need-approval"],
+                    "requestable": "manager",
+                },
+            },
+            {
+                "name": "no amount, no permit: a plain denial",
                 "kind": "evaluation",
                 "request": payment(500000) | {"resource": {"type": "Payment", "id": "p"}},
                 "expect": {"decision": False, "determining_policies": [], "requestable": False},
             },
         ],
     )
-    assert run(capsys, "test", str(approval_store)) == (0, ["3 passed, 0 failed"], [])
+    assert run(capsys, "test", str(approval_store)) == (0, ["4 passed, 0 failed"], [])
+    # A wrong expectation of requestability fails with the engine's answer in the diff.
+    tests = write_cases(
+        approval_store,
+        [
+            {
+                "name": "wrongly thought plain",
+                "kind": "evaluation",
+                "request": payment(500000),
+                "expect": {"decision": False, "requestable": False},
+            }
+        ],
+    )
+    assert run(capsys, "test", str(approval_store))[1] == [
+        f'{tests}:3:5: case "wrongly thought plain" (evaluation) failed',
+        "    --- expected",
+        "    +++ actual",
+        "    @@ -1,4 +1,4 @@",
+        "     {",
+        '       "decision": false,',
+        '    -  "requestable": false',
+        '    +  "requestable": "manager"',
+        "     }",
+        "0 passed, 1 failed",
+    ]
 
 
 def test_test_file_problems_at_their_positions(
@@ -692,7 +769,6 @@ def test_explain_evaluation_errors_and_json(
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(request)))
     code, out, _ = run(capsys, "explain", "--json", str(approval_store), "-")
     approvals = approval_store / "approvals.cedar"
-    small = line_of(approval_store / "policies.cedar", '@id("small-eur-payments")')
     error = "error while evaluating policy `{}`: type error: expected long, got string"
     assert code == 0
     assert json.loads("\n".join(out)) == {
@@ -701,10 +777,89 @@ def test_explain_evaluation_errors_and_json(
         "evaluation_errors": [
             f"{approvals}:2:1: " + error.format("large-eur-payments"),
             f"{approvals}:7:1: " + error.format("large-payments-need-approval"),
-            f"{approval_store / 'policies.cedar'}:{small}:1: " + error.format("small-eur-payments"),
+            f"{approval_store / 'payments.cedar'}:2:1: " + error.format("small-eur-payments"),
         ],
         "requestable": False,
     }
+
+
+def test_explain_says_why_a_denial_is_not_requestable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, approval_store: Path
+) -> None:
+    more = write(
+        approval_store / "more.cedar",
+        "// Above 50,000.00 a director must approve too.\n"
+        '@id("huge-payments-need-a-director")\n'
+        '@approval("director")\n'
+        'forbid (principal, action == Action::"initiate", resource is Payment)\n'
+        "when { resource has amount_minor && resource.amount_minor > 5000000 }\n"
+        'unless { context has approval && context.approval.template == "director" };\n'
+        "\n"
+        "// Above 90,000.00 nothing helps.\n"
+        '@id("no-payments-above-90000")\n'
+        'forbid (principal, action == Action::"initiate", resource is Payment)\n'
+        "when { resource has amount_minor && resource.amount_minor > 9000000 };\n"
+        "\n"
+        "// Dora approves what needs a director.\n"
+        '@id("dora-approves")\n'
+        'permit (principal == user::"dora", action == Action::"approve", resource)\n'
+        'when { resource is AccessRequest && resource.template == "director" };\n',
+    )
+    approvals = approval_store / "approvals.cedar"
+    manager = f'large-payments-need-approval (forbid @approval("manager")) at {approvals}:7:1'
+    director = f'huge-payments-need-a-director (forbid @approval("director")) at {more}:2:1'
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(payment(6000000))))
+    assert run(capsys, "explain", str(approval_store))[1] == [
+        "decision: deny",
+        "determining policies:",
+        f"  {director}",
+        f"  {manager}",
+        "evaluation errors: none",
+        'requestable: no (the deciding policies ask for different templates: "director", '
+        '"manager")',
+    ]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(payment(9500000))))
+    assert run(capsys, "explain", str(approval_store))[1] == [
+        "decision: deny",
+        "determining policies:",
+        f"  {director}",
+        f"  {manager}",
+        f"  no-payments-above-90000 (forbid) at {more}:9:1",
+        "evaluation errors: none",
+        "requestable: no (policy 'no-payments-above-90000' has no @approval)",
+    ]
+
+
+def test_the_tools_report_the_engines_template(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, approval_store: Path
+) -> None:
+    """`explain` and `test` take requestability from the engine's decision, not from a
+    reading of their own, so they say what the server says."""
+    from bridge.authzen.cedar.store import PolicyStore
+
+    asked: list[list[str]] = []
+
+    def approval_template(self: PolicyStore, determining: list[str]) -> str | None:
+        asked.append(sorted(determining))
+        return "engine"
+
+    monkeypatch.setattr(PolicyStore, "approval_template", approval_template)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(payment(500000))))
+    code, out, _ = run(capsys, "explain", "--json", str(approval_store))
+    assert (code, json.loads("\n".join(out))["requestable"]) == (0, "engine")
+    write_cases(
+        approval_store,
+        [
+            {
+                "name": "as the engine says",
+                "kind": "evaluation",
+                "request": payment(500000),
+                "expect": {"decision": False, "requestable": "engine"},
+            }
+        ],
+    )
+    assert run(capsys, "test", str(approval_store)) == (0, ["1 passed, 0 failed"], [])
+    assert asked == [["large-payments-need-approval"]] * 2
 
 
 def test_explain_a_batch_item_by_item(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -743,46 +898,101 @@ def test_explain_refuses_bad_input(capsys: pytest.CaptureFixture[str], tmp_path:
 # -- the documentation's examples -------------------------------------------------------------
 
 DOC = REPO / "docs" / "policy-authoring.md"
-_BLOCK = re.compile(r"<!-- (append|file|run|cases)(?:: (\S+))? -->\n```\w*\n(.*?)```", re.DOTALL)
+# A marked fenced block, at any indentation: `from: FILE` quotes a file of the demo store,
+# `file: NAME` is a request file, `run` shows commands with their output (`run: without ID`:
+# on the demo store without policy ID), `cases` is a case of the demo store's tests.json.
+_BLOCK = re.compile(
+    r"^( *)<!-- (from|file|run|cases)(?:: ([^>]+?))? -->\n\1```\w*\n(.*?)^\1```",
+    re.DOTALL | re.MULTILINE,
+)
+
+
+def doc_blocks() -> list[tuple[str, str, str]]:
+    """(kind, argument, body) of each marked block of the guide, bodies dedented."""
+    found = []
+    for indent, kind, argument, body in _BLOCK.findall(DOC.read_text("utf-8")):
+        lines = body.splitlines(keepends=True)
+        assert all(line.startswith(indent) or not line.strip() for line in lines), body
+        found.append((kind, argument or "", "".join(line.removeprefix(indent) for line in lines)))
+    return found
+
+
+def without_policy(text: str, policy_id: str) -> str:
+    """A policy file without the policy (and its comment) that carries `policy_id`."""
+    chunks = text.split("\n\n")
+    kept = [c for c in chunks if f'@id("{policy_id}")' not in c]
+    assert len(kept) == len(chunks) - 1, policy_id
+    return "\n\n".join(kept)
 
 
 def test_the_worked_examples_in_the_guide_hold(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Apply the guide's example files to a copy of the demo store, then run its commands
-    and compare with the output the guide shows."""
-    plain = tmp_path / "plain" / "policies" / "default"
-    example = tmp_path / "example" / "policies" / "default"
-    shutil.copytree(POLICIES / "default", plain)
-    shutil.copytree(POLICIES / "default", example)
-    write(plain.parents[1] / "read.json", json.dumps(DEMO_READ))
-    export = DEMO_READ | {"action": {"name": "export"}}
-    write(plain.parents[1] / "export.json", json.dumps(export))
-    blocks = _BLOCK.findall(DOC.read_text("utf-8"))
-    assert [kind for kind, _, _ in blocks] == ["append", "file", "file", "run", "cases", "run"]
-    runs = []
-    for kind, name, body in blocks:
-        if kind == "append":
-            with (example / name).open("a", encoding="utf-8") as target:
-                target.write(body)
-        elif kind == "file" and name.endswith(".json"):
-            write(example.parents[1] / name, body)
-            approved = json.loads(body) | {"context": {"approval": {"id": "ar_123"}}}
-            write(example.parents[1] / f"approved-{name}", json.dumps(approved))
+    """What the guide quotes from the demo store is in the store, its test cases are the
+    store's, and its commands print exactly what it shows, run on the shipped store."""
+    shipped = POLICIES / "default"
+    work = tmp_path / "work"
+    shutil.copytree(shipped, work / "policies" / "default")
+    write(work / "read.json", json.dumps(DEMO_READ))
+    write(work / "export.json", json.dumps(DEMO_READ | {"action": {"name": "export"}}))
+    store_cases = {c["name"]: c for c in cases_of("default")}
+    blocks = doc_blocks()
+    assert [kind for kind, _, _ in blocks] == [
+        *["from"] * 2,  # `@id` and the schema
+        *["from"] * 6,  # the worked example: export, payments, approvers
+        "run",  # validate without an approver
+        *["file"] * 5,
+        "run",  # explain
+        *["cases"] * 2,
+        "run",  # test
+        "run",  # the explain section
+    ]
+    quoted: list[str] = []
+    commands: list[str] = []
+    for kind, argument, body in blocks:
+        if kind == "from":
+            assert body in (shipped / argument).read_text("utf-8"), body
+            quoted += re.findall(r'^@id\("([^"]+)"\)$', body, re.MULTILINE)
         elif kind == "file":
-            write(example / name, body)
+            write(work / argument, body)
         elif kind == "cases":
-            write_cases(example, [json.loads(body)])
+            case = json.loads(body)
+            assert case == store_cases[case["name"]]
         else:
-            runs.append(body)
-    for root, body in zip([example.parents[1], plain.parents[1]], runs, strict=True):
-        monkeypatch.chdir(root)
-        for command in re.split(r"^\$ bridge policy ", body, flags=re.MULTILINE)[1:]:
-            args, _, shown = command.partition("\n")
-            assert run(capsys, *args.split())[1] == shown.splitlines(), args
-    monkeypatch.chdir(example.parents[1])
-    assert run(capsys, "test", "policies/default")[1] == ["1 passed, 0 failed"]
-    assert run(capsys, "format", "--check", "policies/default")[0] == 0
+            root = work
+            if argument:
+                dropped = argument.removeprefix("without ")
+                root = tmp_path / dropped
+                store = Path(shutil.copytree(shipped, root / "policies" / "default"))
+                policies = store / "policies.cedar"
+                write(policies, without_policy(policies.read_text("utf-8"), dropped))
+            monkeypatch.chdir(root)
+            for command in re.split(r"^\$ bridge policy ", body, flags=re.MULTILINE)[1:]:
+                args, _, shown = command.partition("\n")
+                assert run(capsys, *args.split())[1] == shown.splitlines(), args
+                commands.append(args)
+    assert quoted == [
+        "demo-agent-read-customer-records",
+        "demo-clients-export-customer-records",
+        "export-needs-manager-approval",
+        "large-eur-payments",
+        "large-payments-need-finance-approval",
+        "manager-approves-manager-requests",
+        "finance-approves-finance-requests",
+        "no-self-approval",
+    ]
+    explain = "explain policies/default"
+    assert commands == [
+        "validate policies/default",
+        f"{explain} export-via-agent.json",
+        f"{explain} export-approved.json",
+        f"{explain} payment-5000.json",
+        f"{explain} payment-200000.json",
+        f"{explain} approve-own.json",
+        "test policies/default",
+        f"{explain} read.json",
+        f"{explain} export.json",
+    ]
 
 
 def test_python_m_bridge_policy(tmp_path: Path) -> None:

@@ -6,6 +6,10 @@ template: then approving that template (which arrives as `context.approval`) is 
 between the request and a permit. A default deny (nothing permitted) is never requestable:
 no approval could change it.
 
+The engine decides that (`PolicyStore.approval_template`, surfaced as `Decision.requestable`)
+and the policy tools take its answer as it is, so `explain` and `test` can never disagree
+with the server. What this module adds is the reason a denial is not requestable.
+
 Who may approve is itself a Cedar decision: `Action::"approve"` on the access request. The
 bridge cannot evaluate that for every possible approver, so `validate` uses a heuristic to
 catch templates nobody can approve: some `permit` policy must admit `Action::"approve"` in
@@ -23,9 +27,10 @@ from dataclasses import dataclass
 from cedarpy import pst
 
 from ..authzen.cedar.names import ACTION_TYPE
-from ..authzen.cedar.store import PolicyStore
+from ..authzen.cedar.store import APPROVAL_ANNOTATION, PolicyStore
+from ..authzen.models import Decision
 
-APPROVAL = "approval"
+APPROVAL = APPROVAL_ANNOTATION
 APPROVE_ACTION = "approve"
 
 
@@ -40,25 +45,38 @@ class Requestability:
         return self.template if self.template is not None else False
 
 
-def requestability(
-    store: PolicyStore, decision: bool, determining: Sequence[str]
-) -> Requestability:
-    if decision:
+def requestability(store: PolicyStore, decision: Decision) -> Requestability:
+    """The engine's finding for `decision` (one made with explanations), with its reason.
+
+    The template is `decision.requestable` and nothing else; the determining policies in
+    `decision.context` only serve to say why a denial is not requestable."""
+    if decision.decision:
         return Requestability(None, "the request is permitted")
+    if decision.requestable is not None:
+        return Requestability(
+            decision.requestable, f'requestable with template "{decision.requestable}"'
+        )
+    determining = (decision.context or {}).get("determining_policies")
+    if not isinstance(determining, list):
+        return Requestability(None, "no approval template (decided without explanations)")
+    return Requestability(None, _why_not(store, determining))
+
+
+def _why_not(store: PolicyStore, determining: Sequence[str]) -> str:
+    """Why the engine found no approval template for a denial by these policies."""
     if not determining:
-        return Requestability(None, "no forbid policy decided: nothing permits the request")
+        return "no forbid policy decided: nothing permits the request"
     templates: set[str] = set()
     for policy_id in determining:
-        record = store.policy(policy_id)
+        record = store.by_id.get(policy_id)
         template = record.annotations.get(APPROVAL) if record is not None else None
         if record is None or record.effect != "forbid" or not template:
-            return Requestability(None, f"policy {policy_id!r} has no @approval")
+            return f"policy {policy_id!r} has no @approval"
         templates.add(template)
     if len(templates) > 1:
         listed = ", ".join(f'"{t}"' for t in sorted(templates))
-        return Requestability(None, f"the deciding policies ask for different templates: {listed}")
-    template = templates.pop()
-    return Requestability(template, f'requestable with template "{template}"')
+        return f"the deciding policies ask for different templates: {listed}"
+    return "the engine found no approval template"  # not while both read the same annotations
 
 
 def admits_approve(action: pst.ActionConstraint, groups_of_approve: frozenset[str]) -> bool:

@@ -113,7 +113,7 @@ class Explainer:
         context = decision.context or {}
         ids: list[str] = sorted(context.get("determining_policies", []))
         errors = [self._with_position(e) for e in context.get("evaluation_errors", [])]
-        found = None if decision.decision else requestability(self.store, False, ids)
+        found = None if decision.decision else requestability(self.store, decision)
         return Explanation(decision.decision, [self._policy(i) for i in ids], errors, found)
 
     def _policy(self, policy_id: str) -> PolicyAt:

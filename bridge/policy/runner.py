@@ -70,8 +70,7 @@ async def _evaluation(client: StoreClient, case: Case) -> JSONObject:
     if "determining_policies" in case.expect:
         actual["determining_policies"] = determining
     if "requestable" in case.expect:
-        found = requestability(client.store, decision.decision, determining)
-        actual["requestable"] = found.to_json()
+        actual["requestable"] = requestability(client.store, decision).to_json()
     return actual
 
 
