@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .access_requests.assembly import AccessRequests
 from .authzen.cedar.engine import CedarPDP
 from .authzen.cedar.reload import StoreHolder, watch
 from .authzen.cedar.store import PolicyStore, StoreLoadError, StoreProblem, load_store
@@ -21,14 +22,23 @@ from .authzen.pdp import PDP
 from .authzen.pep_auth import PEPAuthenticator
 from .authzen.remote import RemotePDP
 from .authzen.routes import StoreAPI, StoreEndpoints
+from .deferral.service import DeferralService
+from .demo_approvers import with_demo_issuer
 from .health import health_routes
 from .middleware import RequestIDMiddleware
+from .oauth.deferred import TASK_TERMINAL
 from .oauth.service import OAuthService
+from .outbox import Delivered, Handler, OutboxWorker, Outcome
 from .rar import ProfileSet, load_profiles
-from .settings import Settings
-from .store.sqlite import SQLiteStore
+from .settings import PEPAuthSettings, Settings
+from .shared import Shared
+from .store.sqlite_deferrals import PING_KIND
+from .store.sqlite_outbox import OutboxRow
 
 log = logging.getLogger("bridge")
+
+# How often expired deferrals and access requests are swept.
+HOUSEKEEPING_SECONDS = 5.0
 
 
 def load_stores(settings: Settings) -> dict[str, PolicyStore]:
@@ -45,7 +55,7 @@ def load_stores(settings: Settings) -> dict[str, PolicyStore]:
     return stores
 
 
-def token_pdp(settings: Settings, pdps: dict[str, CedarPDP]) -> PDP | None:
+def token_pdp(settings: Settings, pdps: dict[str, PDP]) -> PDP | None:
     """The PDP that decides token requests: an embedded store, or a remote AuthZEN PDP.
 
     None when `[pdp]` is not configured and there is no `default` store: the bridge then
@@ -68,61 +78,126 @@ def create_app(
     stores: dict[str, PolicyStore] | None = None,
     profiles: ProfileSet | None = None,
 ) -> Starlette:
+    settings = with_demo_issuer(settings)
     stores = stores if stores is not None else load_stores(settings)
     profiles = (
         profiles
         if profiles is not None
         else load_profiles(settings.resolve(settings.oauth.profiles_dir), missing_ok=True)
     )
+    shared = Shared.from_settings(settings)
     secret = settings.search.page_token_secret
     paginator = Paginator(
         secret.get_secret_value().encode() if secret else None, settings.limits.max_page_size
     )
+    public_url = settings.server.public_url.rstrip("/")
     holders = {name: StoreHolder(store) for name, store in stores.items()}
-    pdps: dict[str, CedarPDP] = {}
-    store_routes: dict[str, list[Route]] = {}
-    for name, holder in holders.items():
-        options = settings.stores[name]
-        endpoints = StoreEndpoints(name, settings.server.public_url.rstrip("/"))
-        pdps[name] = CedarPDP(holder, paginator, explanations=options.explanations)
-        auth = PEPAuthenticator(options.auth, realm=endpoints.pdp_id)
-        store_routes[name] = StoreAPI(endpoints, pdps[name], auth, settings.limits).routes()
+    endpoints = {name: StoreEndpoints(name, public_url) for name in holders}
+    engines = {
+        name: CedarPDP(holder, paginator, explanations=settings.stores[name].explanations)
+        for name, holder in holders.items()
+    }
+    # Approver decisions go to the engines themselves; everything else through ARAP's wrapper,
+    # which verifies approvals on the way in and marks requestable denials on the way out.
+    ars = AccessRequests(
+        settings,
+        shared.store,
+        shared.keys,
+        {endpoints[name].pdp_id: engine for name, engine in engines.items()},
+        shared.issuers,
+        shared.http,
+    )
+    pdps: dict[str, PDP] = {
+        name: ars.decision_point(engine, endpoints[name].pdp_id) for name, engine in engines.items()
+    }
+    store_routes = {
+        name: StoreAPI(
+            endpoints[name],
+            pdps[name],
+            PEPAuthenticator(settings.stores[name].auth, realm=endpoints[name].pdp_id),
+            settings.limits,
+            metadata=ars.metadata(endpoints[name].metadata()),
+        ).routes()
+        for name in holders
+    }
 
-    store = SQLiteStore(settings.resolve(settings.storage.path))
+    # The worker's handlers are filled in once every part that handles a kind exists.
+    handlers: dict[str, Handler] = {}
+    worker = OutboxWorker(shared.store, handlers)
+    deferrals = DeferralService(
+        shared.store,
+        shared.kek,
+        settings.deferral,
+        allow_private_callbacks=settings.access_requests.allow_private_callbacks,
+        on_queued=worker.wake,
+    )
     pdp = token_pdp(settings, pdps)
-    oauth = OAuthService(settings, store, pdp, profiles) if pdp is not None else None
-    if oauth is None:
+    oauth = None
+    if pdp is not None:
+        # Deferral needs the embedded access request service: a remote PDP's own service
+        # is not reached from here yet, so its requestable denials are refused at once.
+        embedded = not isinstance(pdp, RemotePDP)
+        oauth = OAuthService(
+            settings,
+            shared,
+            pdp,
+            profiles,
+            deferrals=deferrals if embedded else None,
+            access_requests=ars.service if embedded else None,
+        )
+    else:
         log.info("no PDP for token requests ([pdp] unset, no default store): OAuth is off")
+    handlers.update(ars.outbox_handlers())
+    handlers[PING_KIND] = deferrals.deliver_ping
+    handlers[TASK_TERMINAL] = (
+        oauth.deferred.on_task_terminal
+        if oauth is not None and oauth.deferred is not None
+        else _nothing_waits
+    )
+
+    default_auth = settings.stores["default"].auth if "default" in settings.stores else None
     # The router tries routes in order: the busiest (default store, token endpoint) go first.
-    routes = [
+    routes: list[Route] = [
         *store_routes.pop("default", []),
         *(oauth.routes() if oauth is not None else []),
+        *ars.routes(default_auth or PEPAuthSettings()),
         *(route for named in store_routes.values() for route in named),
+        shared.jwks_route(),
         *health_routes(holders),
     ]
 
+    async def housekeeping() -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            try:
+                for task_id in await deferrals.expire_due():
+                    with contextlib.suppress(Exception):  # already ended: nothing to cancel
+                        task = await ars.service.task(task_id)
+                        await ars.service.cancel(task_id, task.record.requester)
+                await ars.service.sweep()
+            except Exception:  # keep sweeping; a logged failure beats a dead sweeper
+                log.exception("housekeeping failed")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await store.open()
-        if oauth is not None:
-            await oauth.start()
-        watcher = None
+        await shared.start()
+        worker.start()
+        background = [asyncio.create_task(housekeeping())]
         if settings.reload.enabled:
-            watcher = asyncio.create_task(
-                watch(list(holders.values()), settings.reload.interval_seconds)
+            background.append(
+                asyncio.create_task(watch(list(holders.values()), settings.reload.interval_seconds))
             )
         try:
             yield
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-            if oauth is not None:
-                await oauth.stop()
+                    await task
+            await worker.stop()
             if isinstance(pdp, RemotePDP):
                 await pdp.aclose()
-            await store.close()
+            await shared.stop()
 
     app = Starlette(
         routes=routes,
@@ -132,10 +207,18 @@ def create_app(
     app.add_middleware(RequestIDMiddleware)
     app.state.settings = settings
     app.state.holders = holders
-    app.state.pdps = pdps
+    app.state.pdps = engines
     app.state.oauth = oauth
-    app.state.store = store
+    app.state.store = shared.store
+    app.state.access_requests = ars
+    app.state.deferrals = deferrals
+    app.state.outbox = worker
     return app
+
+
+async def _nothing_waits(row: OutboxRow) -> Outcome:
+    """Without a token endpoint no deferral can wait on an access request."""
+    return Delivered()
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:

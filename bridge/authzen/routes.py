@@ -81,7 +81,10 @@ class StoreAPI:
         pdp: PDP,
         auth: PEPAuthenticator,
         limits: LimitsSettings,
+        metadata: dict[str, object] | None = None,
     ) -> None:
+        # Metadata may be extended by other parts (ARAP adds its endpoint and capability).
+        self._metadata = metadata if metadata is not None else endpoints.metadata()
         self.endpoints = endpoints
         self.pdp = pdp
         self.auth = auth
@@ -125,7 +128,7 @@ class StoreAPI:
         return json_response((await self.pdp.search_action(search)).to_json())
 
     async def metadata(self, request: Request) -> Response:
-        return JSONResponse(self.endpoints.metadata(), headers={"Cache-Control": "max-age=300"})
+        return JSONResponse(self._metadata, headers={"Cache-Control": "max-age=300"})
 
 
 class _Endpoint:

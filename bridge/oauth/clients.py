@@ -128,7 +128,10 @@ class ClientSettings(BaseModel):
     )
     refresh_tokens: bool = Field(False, description="Issue refresh tokens to this client.")
     notification_endpoint: str | None = Field(
-        None, description="https URL for deferred-token ping notifications."
+        None,
+        description=(
+            "https URL for deferred-token ping notifications (loopback http for local testing)."
+        ),
     )
     enabled: bool = Field(True, description="A disabled client fails authentication.")
     description: str = Field("", description="Free text for operators.")
@@ -141,11 +144,22 @@ class ClientSettings(BaseModel):
                 raise ValueError(f"{scope!r} is not a scope token (RFC 6749 §3.3)")
         return scopes
 
-    @field_validator("jwks_uri", "notification_endpoint")
+    @field_validator("jwks_uri")
     @classmethod
     def _https(cls, url: str | None) -> str | None:
         if url is not None and not re.match(r"^https://[^/?#\s]+", url):
             raise ValueError("must be an https URL")
+        return url
+
+    @field_validator("notification_endpoint")
+    @classmethod
+    def _https_or_loopback(cls, url: str | None) -> str | None:
+        # Loopback http is registrable for local testing; pings go there only when
+        # `access_requests.allow_private_callbacks` is on.
+        if url is not None and not re.match(
+            r"^(https://[^/?#\s]+|http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?[/?]?)", url
+        ):
+            raise ValueError("must be an https URL (or loopback http, for local testing)")
         return url
 
     @field_validator("jwks")

@@ -18,7 +18,7 @@ from ..store.base import RefreshTokenRecord, RefreshTokenStore
 from .access_tokens import mint
 from .clients import Client
 from .dpop import DPoPProof
-from .errors import InvalidGrant
+from .errors import AccessDenied, InvalidGrant
 from .grants.base import Principal
 from .grants.client_credentials import GRANT_TYPE as CLIENT_CREDENTIALS
 from .grants.refresh_token import refresh_token_hash
@@ -43,14 +43,25 @@ class Issuer:
         scope: list[str],
         resource: list[str],
         proof: DPoPProof | None,
+        not_after: float | None = None,
     ) -> dict[str, Any]:
+        """`not_after` caps the token (an approval's `approved_until`); such a token gets no
+        refresh token, since the approval bounds the whole credential (AROP §5)."""
         now = int(time.time())
-        # Rotation first: of two concurrent refreshes with one token, only one gets a token.
-        refresh_token = await self._refresh_token(
-            grant_type, client, principal, details, scope, resource, proof, now
-        )
         lifetime = (
             client.token_lifetime_seconds or self._settings.oauth.access_token_lifetime_seconds
+        )
+        if not_after is not None:
+            lifetime = min(lifetime, int(not_after) - now)
+            if lifetime <= 0:
+                raise AccessDenied("the approval has ended")
+        # Rotation first: of two concurrent refreshes with one token, only one gets a token.
+        refresh_token = (
+            None
+            if not_after is not None
+            else await self._refresh_token(
+                grant_type, client, principal, details, scope, resource, proof, now
+            )
         )
         claims: dict[str, Any] = {
             "iss": self._settings.issuer,

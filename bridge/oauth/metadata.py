@@ -7,6 +7,8 @@ from typing import Any
 
 from ..settings import Settings
 from .client_auth import ASSERTION_ALGORITHMS
+from .deferred import DEFERRAL_CODE_TYPE
+from .deferred import GRANT_TYPE as DEFERRED_GRANT
 from .grants.client_credentials import GRANT_TYPE as CLIENT_CREDENTIALS
 from .grants.jwt_bearer import GRANT_TYPE as JWT_BEARER
 from .grants.refresh_token import GRANT_TYPE as REFRESH_TOKEN
@@ -15,6 +17,7 @@ from .grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 GRANT_TYPES = [CLIENT_CREDENTIALS, TOKEN_EXCHANGE, JWT_BEARER, REFRESH_TOKEN]
+REVOCABLE = ["access_token", "refresh_token"]
 
 TOKEN_PATH = "/token"
 INTROSPECTION_PATH = "/introspect"
@@ -24,10 +27,10 @@ METADATA_PATH = "/.well-known/oauth-authorization-server"
 
 
 def authorization_server_metadata(
-    settings: Settings, rar_types: list[str], scopes: list[str]
+    settings: Settings, rar_types: list[str], scopes: list[str], *, deferred: bool
 ) -> dict[str, Any]:
     issuer = settings.issuer
-    return {
+    metadata: dict[str, Any] = {
         "issuer": issuer,
         "token_endpoint": issuer + TOKEN_PATH,
         "introspection_endpoint": issuer + INTROSPECTION_PATH,
@@ -44,4 +47,13 @@ def authorization_server_metadata(
         "authorization_details_types_supported": rar_types,
         "scopes_supported": scopes,
         "dpop_signing_alg_values_supported": settings.oauth.dpop.algorithms,
+        "revocation_endpoint_token_type_values_supported": REVOCABLE,
     }
+    if deferred:
+        metadata["grant_types_supported"] = [*GRANT_TYPES, DEFERRED_GRANT]
+        metadata["deferred_token_response_supported"] = True
+        metadata["revocation_endpoint_token_type_values_supported"] = [
+            *REVOCABLE,
+            DEFERRAL_CODE_TYPE,
+        ]
+    return metadata

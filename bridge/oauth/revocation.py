@@ -13,18 +13,31 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .access_tokens import read
+from .deferred import DeferredFlow
+from .dpop import DPoPVerifier
 from .errors import OAuthError
 from .grants.refresh_token import refresh_token_hash
 from .token_management import TokenManagementEndpoint
 
 
 class RevocationEndpoint(TokenManagementEndpoint):
+    # Deferral codes are revoked too (DTR §8): that cancels the deferred request. A code bound
+    # to a DPoP key needs a proof from that key, made for this endpoint.
+    deferred: DeferredFlow | None = None
+    dpop: DPoPVerifier | None = None
+    url: str = ""
+
     async def handle(self, request: Request) -> Response:
         try:
             client, token = await self._client_and_token(request)
+            if self.deferred is not None and self.dpop is not None:
+                proof = await self.dpop.verify(
+                    request.headers.get("dpop"), method="POST", url=self.url
+                )
+                await self.deferred.revoke(client, token, proof)
         except OAuthError as error:
             return error.response()
-        # The hint only says where to look first; both kinds are tried (RFC 7009 §2.1).
+        # The hint only says where to look first; every kind is tried (RFC 7009 §2.1).
         record = await self._store.find_refresh_token(refresh_token_hash(token))
         if record is not None and record.client_id == client.client_id:
             await self._store.revoke_refresh_family(record.family_id, time.time())

@@ -1,7 +1,7 @@
 """The OAuth side of the bridge, assembled from settings: endpoints and what they share.
 
-Built synchronously with the app; `start()` (in the app's lifespan) opens what needs I/O:
-the store is opened by the app, signing keys are made on first start here.
+Built synchronously with the app from the parts it shares with the rest (`Shared`); the
+app's lifespan opens the store and makes the first signing key.
 """
 
 from __future__ import annotations
@@ -9,19 +9,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from typing import Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..access_requests.service import AccessRequestService
 from ..authzen.pdp import PDP
+from ..deferral.service import DeferralService
 from ..rar import ProfileSet
 from ..settings import Settings
-from ..store.base import Store
+from ..shared import Shared
 from .client_auth import ClientAuthenticator
 from .clients import ClientRegistry
+from .deferred import DeferredFlow
 from .dpop import DPoPVerifier
 from .grants.base import Grant
 from .grants.client_credentials import ClientCredentialsGrant
@@ -30,10 +31,8 @@ from .grants.refresh_token import RefreshTokenGrant
 from .grants.token_exchange import TokenExchangeGrant
 from .introspection import IntrospectionEndpoint
 from .issuance import Issuer
-from .keys import SigningKeys, load_or_create_kek
 from .metadata import (
     INTROSPECTION_PATH,
-    JWKS_PATH,
     METADATA_PATH,
     REVOCATION_PATH,
     TOKEN_PATH,
@@ -41,40 +40,52 @@ from .metadata import (
 )
 from .revocation import RevocationEndpoint
 from .token_endpoint import TokenEndpoint, TokenEndpointConfig
-from .trusted_issuers import TrustedIssuers
 
 log = logging.getLogger("bridge.oauth")
 
 
 class OAuthService:
-    def __init__(self, settings: Settings, store: Store, pdp: PDP, profiles: ProfileSet) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        shared: Shared,
+        pdp: PDP,
+        profiles: ProfileSet,
+        *,
+        deferrals: DeferralService | None = None,
+        access_requests: AccessRequestService | None = None,
+    ) -> None:
         issuer = settings.issuer
-        kek = load_or_create_kek(settings.resolve(settings.oauth.key_encryption_key_file))
+        store = shared.store
         clients_file = settings.resolve(settings.oauth.clients_file)
         if not clients_file.exists():
             log.warning("no client registry at %s: no client can get a token", clients_file)
         self.registry = ClientRegistry.load(clients_file, missing_ok=True)
-        self.http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
-        self.keys = SigningKeys(store, kek, settings.oauth.signing_alg)
+        self.keys = shared.keys
         self.dpop = DPoPVerifier(
             settings.oauth.dpop,
             store,
             # Derived from the key-encryption key, so replicas sharing it agree on nonces.
-            nonce_secret=hmac.new(kek, b"dpop-nonce", hashlib.sha256).digest(),
+            nonce_secret=hmac.new(shared.kek, b"dpop-nonce", hashlib.sha256).digest(),
         )
         authenticator = ClientAuthenticator(
-            self.registry, store, issuer, issuer + TOKEN_PATH, self.http
+            self.registry, store, issuer, issuer + TOKEN_PATH, shared.http
         )
-        issuers = TrustedIssuers(settings.oauth.trusted_issuers, issuer, self.http)
         grants: dict[str, Grant] = {
             grant.grant_type: grant
             for grant in (
                 ClientCredentialsGrant(settings.oauth.client_subject_type),
-                TokenExchangeGrant(issuers),
-                JWTBearerGrant(issuers, store, {issuer, issuer + TOKEN_PATH}),
+                TokenExchangeGrant(shared.issuers),
+                JWTBearerGrant(shared.issuers, store, {issuer, issuer + TOKEN_PATH}),
                 RefreshTokenGrant(store),
             )
         }
+        issuance = Issuer(settings, self.keys, store)
+        self.deferred = (
+            DeferredFlow(deferrals, access_requests, pdp, issuance)
+            if deferrals is not None and access_requests is not None
+            else None
+        )
         max_body = settings.limits.max_body_bytes
         self.token = TokenEndpoint(
             TokenEndpointConfig(
@@ -88,21 +99,19 @@ class OAuthService:
             grants,
             profiles,
             pdp,
-            Issuer(settings, self.keys, store),
+            issuance,
+            self.deferred,
         )
         self.introspection = IntrospectionEndpoint(
             authenticator, self.keys, store, issuer, max_body
         )
         self.revocation = RevocationEndpoint(authenticator, self.keys, store, issuer, max_body)
+        self.revocation.deferred = self.deferred
+        self.revocation.dpop = self.dpop
+        self.revocation.url = issuer + REVOCATION_PATH
         self.metadata = authorization_server_metadata(
-            settings, profiles.types, profiles.scope_values
+            settings, profiles.types, profiles.scope_values, deferred=self.deferred is not None
         )
-
-    async def start(self) -> None:
-        await self.keys.ensure()
-
-    async def stop(self) -> None:
-        await self.http.aclose()
 
     def routes(self) -> list[Route]:
         return [
@@ -110,13 +119,7 @@ class OAuthService:
             Route(INTROSPECTION_PATH, self.introspection.handle, methods=["POST"]),
             Route(REVOCATION_PATH, self.revocation.handle, methods=["POST"]),
             Route(METADATA_PATH, self._metadata, methods=["GET"]),
-            Route(JWKS_PATH, self._jwks, methods=["GET"]),
         ]
 
     async def _metadata(self, request: Request) -> Response:
         return JSONResponse(self.metadata, headers={"Cache-Control": "max-age=300"})
-
-    async def _jwks(self, request: Request) -> Response:
-        body: dict[str, Any] = await self.keys.jwks()
-        # Short: a rotation must reach resource servers quickly.
-        return JSONResponse(body, headers={"Cache-Control": "max-age=60"})

@@ -19,12 +19,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..authzen.errors import PDPError
-from ..authzen.models import EvaluationsSemantic
+from ..authzen.models import Decision, EvaluationsSemantic
 from ..authzen.pdp import PDP
 from ..rar.profiles import ProfileSet
 from ..rar.translate import PlannedEvaluation, describe_denial
 from .client_auth import ClientAuthenticator
 from .clients import Client
+from .deferred import GRANT_TYPE as DEFERRED_GRANT
+from .deferred import DeferredFlow, opted_in, requestable
 from .dpop import DPoPProof, DPoPVerifier
 from .errors import (
     InvalidAuthorizationDetails,
@@ -63,7 +65,9 @@ class TokenEndpoint:
         profiles: ProfileSet,
         pdp: PDP,
         issuer: Issuer,
+        deferred: DeferredFlow | None = None,
     ) -> None:
+        self._deferred = deferred
         self._config = config
         self._clients = clients
         self._dpop = dpop
@@ -93,8 +97,13 @@ class TokenEndpoint:
     async def _token(self, request: Request) -> dict[str, Any]:
         form = await read_form(request, self._config.max_body_bytes)
         client = await self._clients.authenticate(request.headers, form.as_dict())
+        if form.get("grant_type") == DEFERRED_GRANT and self._deferred is not None:
+            self._allowed(client, DEFERRED_GRANT)
+            return await self._deferred.poll(form, client, await self._proof(request, client))
         grant = self._grant(form, client)
         proof = await self._proof(request, client)
+        if self._deferred is not None:
+            self._deferred.check_request(form, client, proof)
         principal = await grant.principal(TokenRequest(form, client, proof))
         access = read_requested_access(
             form,
@@ -105,7 +114,24 @@ class TokenEndpoint:
             max_evaluations=self._config.max_evaluations,
         )
         planned = access.plan(principal, client, proof)
-        await self._decide(planned)
+        decisions = await self._decide(planned)
+        if not all(d.decision for d in decisions):
+            if (
+                self._deferred is not None
+                and opted_in(form)
+                and all(requestable(d) for d in decisions if not d.decision)
+            ):
+                await self._deferred.defer(
+                    form=form,
+                    client=client,
+                    proof=proof,
+                    grant_type=grant.grant_type,
+                    principal=principal,
+                    access=access,
+                    planned=planned,
+                    decisions=decisions,
+                )
+            raise _refusal(planned, decisions)
         return await self._issuer.issue(
             grant_type=grant.grant_type,
             client=client,
@@ -121,9 +147,13 @@ class TokenEndpoint:
         grant = self._grants.get(grant_type)
         if grant is None:
             raise UnsupportedGrantType(f"grant_type {grant_type} is not supported")
+        self._allowed(client, grant_type)
+        return grant
+
+    @staticmethod
+    def _allowed(client: Client, grant_type: str) -> None:
         if not client.allows_grant(grant_type):
             raise UnauthorizedClient(f"the client may not use grant_type {grant_type}")
-        return grant
 
     async def _proof(self, request: Request, client: Client) -> DPoPProof | None:
         headers = request.headers.getlist("dpop")
@@ -136,8 +166,8 @@ class TokenEndpoint:
             raise InvalidDPoPProof("this client must send a DPoP proof")
         return proof
 
-    async def _decide(self, planned: list[PlannedEvaluation]) -> None:
-        """Every evaluation must permit; the first denial names what was refused."""
+    async def _decide(self, planned: list[PlannedEvaluation]) -> list[Decision]:
+        """One batch for everything asked; an item the PDP failed on means no decision."""
         decisions = await self._pdp.evaluations(
             [p.request for p in planned], EvaluationsSemantic.execute_all
         )
@@ -145,11 +175,18 @@ class TokenEndpoint:
             if decision.context is not None and "error" in decision.context:
                 # The PDP failed on this item: no decision, which is not a denial.
                 raise PDPError(f"no decision for {describe_denial(item)}")
-            if not decision.decision:
-                description = describe_denial(item)
-                if item.source == "scope":
-                    raise InvalidScope(description)
-                raise InvalidAuthorizationDetails(description)
+        return decisions
+
+
+def _refusal(planned: list[PlannedEvaluation], decisions: list[Decision]) -> OAuthError:
+    """The error for the first denial; a requestable one says how to ask for approval."""
+    item, decision = next((p, d) for p, d in zip(planned, decisions, strict=True) if not d.decision)
+    description = describe_denial(item)
+    if requestable(decision):
+        description += "; it can be approved: retry with completion_mode=deferred"
+    if item.source == "scope":
+        return InvalidScope(description)
+    return InvalidAuthorizationDetails(description)
 
 
 __all__ = ["Principal", "RequestedAccess", "TokenEndpoint", "TokenEndpointConfig"]

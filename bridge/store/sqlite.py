@@ -8,7 +8,9 @@ from pathlib import Path
 
 from .base import RefreshTokenRecord, SigningKeyRecord
 from .sqlite_base import transaction
+from .sqlite_deferrals import DeferralTables
 from .sqlite_outbox import OutboxTables
+from .sqlite_tasks import TaskTables
 
 _OAUTH_SCHEMA = [
     """CREATE TABLE IF NOT EXISTS used_values (
@@ -32,7 +34,7 @@ _OAUTH_SCHEMA = [
 _PURGE_EVERY = 1000
 
 
-class SQLiteStore(OutboxTables):
+class SQLiteStore(DeferralTables, TaskTables, OutboxTables):
     SCHEMA = _OAUTH_SCHEMA
 
     def __init__(self, path: Path) -> None:

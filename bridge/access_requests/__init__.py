@@ -1,0 +1,1 @@
+"""ARAP: requestable denials, access requests and their approval (docs/access-requests.md)."""

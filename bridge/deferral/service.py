@@ -1,0 +1,290 @@
+"""Deferred Token Responses (shared/specs/dtr.md): issuing deferral codes, answering polls,
+redemption, cancellation, resolution once the access request has ended, and expiry.
+
+The token endpoint owns the HTTP side: it authenticates the client and verifies the DPoP
+proof, then calls `defer` (answer 400 with the returned body), `poll` (on the deferred
+grant), `redeem` (after its re-check of a ready poll) and `cancel` (revocation with the
+deferral-code hint). The access-request side calls `resolve_task` when a task ends; the app
+calls `expire_due` now and then and registers `deliver_ping` for outbox rows `deferral_ping`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from ..oauth.clients import Client
+from ..oauth.errors import (
+    AccessDenied,
+    AuthorizationPending,
+    InvalidDPoPProof,
+    InvalidGrant,
+    InvalidRequest,
+    SlowDown,
+)
+from ..outbox import Outcome
+from ..settings import DeferralSettings
+from ..store.sqlite_deferrals import PENDING, DeferralRecord, PingBuilder
+from ..store.sqlite_outbox import OutboxRow
+from .codes import MAX_CODE_LENGTH, DeferralKeys, SealError, new_code
+from .models import DeferralExpired, DeferralStore, PollResult, Resolution, check_notification_token
+from .ping import PingSender, Resolver, ping_payload, system_resolver
+from .throttle import PollRules, Verdict, poll_step
+
+log = logging.getLogger("bridge.deferral")
+
+# `decide(snapshot, task_id)`: re-evaluate one deferral's snapshot now that its task ended.
+Decide = Callable[[dict[str, Any], str], Awaitable[Resolution]]
+
+# Unknown and other clients' codes must look the same (dtr.md §4.2 step 2).
+_UNKNOWN = "unknown deferral code"
+
+_Polled = tuple[Verdict, DeferralRecord]
+
+
+class DeferralService:
+    def __init__(
+        self,
+        store: DeferralStore,
+        kek: bytes,
+        settings: DeferralSettings,
+        *,
+        allow_private_callbacks: bool = False,
+        clock: Callable[[], float] = time.time,
+        on_queued: Callable[[], None] | None = None,
+        retain_seconds: float = 86_400.0,
+        ping_verify: ssl.SSLContext | bool = True,
+        ping_resolver: Resolver = system_resolver,
+    ) -> None:
+        """`on_queued` is told when a ping was queued (e.g. `OutboxWorker.wake`); final rows
+        are deleted `retain_seconds` after their code's end (`expire_due`)."""
+        self._store = store
+        self._keys = DeferralKeys(kek)
+        self._settings = settings
+        self._clock = clock
+        self._on_queued = on_queued
+        self._retain = retain_seconds
+        self._rules = PollRules(
+            slow_down_seconds=settings.slow_down_seconds,
+            tolerance_seconds=settings.poll_tolerance_seconds,
+            max_slow_downs=settings.max_slow_downs,
+        )
+        self._pings = PingSender(
+            store,
+            self._keys,
+            allow_private=allow_private_callbacks,
+            clock=clock,
+            verify=ping_verify,
+            resolver=ping_resolver,
+        )
+
+    # -- the deferred response --------------------------------------------------------------
+
+    async def defer(
+        self,
+        client: Client,
+        jkt: str | None,
+        snapshot: Mapping[str, Any],
+        task_id: str | None,
+        task_expires_at: float | None,
+        notification_token: str | None,
+    ) -> dict[str, Any]:
+        """Store a new deferral; returns the body of the deferred response (HTTP 400).
+        `ValueError` when the task ends too soon to defer."""
+        check_notification_token(notification_token)
+        now = self._clock()
+        lifetime = float(self._settings.code_lifetime_seconds)
+        if task_expires_at is not None:
+            lifetime = min(lifetime, task_expires_at - now)
+        expires_in = math.floor(lifetime)
+        if expires_in < 1:
+            raise ValueError("the access request ends too soon for a deferral")
+        code = new_code()
+        code_hash = self._keys.code_hash(code)
+        endpoint = client.notification_endpoint
+        interval = self._settings.interval_seconds
+        await self._store.deferral_create(
+            DeferralRecord(
+                code_hash=code_hash,
+                client_id=client.client_id,
+                jkt=jkt,
+                snapshot_json=json.dumps(snapshot, separators=(",", ":")),
+                task_id=task_id,
+                status=PENDING,
+                created_at=now,
+                expires_at=now + expires_in,
+                interval=interval,
+                required_gap=float(interval),
+                notification_endpoint=endpoint,
+                # Kept (sealed) only when a ping will have to carry them.
+                code_sealed=self._keys.seal_code(code_hash, code) if endpoint else None,
+                notification_token_sealed=(
+                    self._keys.seal_notification_token(code_hash, notification_token)
+                    if endpoint and notification_token
+                    else None
+                ),
+            )
+        )
+        return {
+            "error": "authorization_pending",
+            "deferral_code": code,
+            "expires_in": expires_in,
+            "interval": interval,
+        }
+
+    # -- polling (grant_type=urn:ietf:params:oauth:grant-type:deferred) ---------------------
+
+    async def poll(self, client: Client, code: str, jkt: str | None) -> PollResult:
+        """A poll by the authenticated `client` with the DPoP key `jkt` (None: no proof).
+        Returns when the deferral is approved; raises the OAuth error to answer otherwise."""
+        record = await self._own(client, code)
+        if record is None:
+            raise InvalidGrant(_UNKNOWN)
+        _check_binding(record, jkt, polling=True)
+        now = self._clock()
+
+        def step(current: DeferralRecord) -> tuple[DeferralRecord, _Polled]:
+            after, verdict = poll_step(current, now, self._rules)
+            return after, (verdict, after)
+
+        outcome = await self._store.deferral_poll(record.code_hash, step)
+        if outcome is None:  # purged in the meantime
+            raise InvalidGrant(_UNKNOWN)
+        (verdict, after), ended_task = outcome
+        if verdict is Verdict.READY:
+            return PollResult(after)
+        if verdict is Verdict.EXPIRED:
+            raise DeferralExpired(ended_task)
+        raise _error_for(verdict, record)
+
+    async def redeem(self, ready: PollResult | DeferralRecord) -> bool:
+        """Consume an approved code: True for exactly one caller, who may issue the token.
+        False: another poll redeemed it, or it was cancelled or expired meanwhile."""
+        record = ready.record if isinstance(ready, PollResult) else ready
+        return await self._store.deferral_redeem(record.code_hash, self._clock())
+
+    async def deny(self, ready: PollResult | DeferralRecord) -> None:
+        """The re-check at redemption failed: the code answers `access_denied` from now on."""
+        record = ready.record if isinstance(ready, PollResult) else ready
+        await self._store.deferral_deny(record.code_hash)
+
+    # -- cancellation (revocation with the deferral-code hint) ------------------------------
+
+    async def cancel(self, client: Client, code: str, jkt: str | None) -> str | None:
+        """Cancel the client's deferral. Unknown, other clients' and already final codes are
+        a silent no-op (RFC 7009). A DPoP-bound code needs a proof with its key
+        (`InvalidDPoPProof`). Returns the task id to cancel (AROP §7), if any."""
+        record = await self._own(client, code)
+        if record is None:
+            return None
+        _check_binding(record, jkt, polling=False)
+        changed, task_id = await self._store.deferral_cancel(record.code_hash, self._clock())
+        return task_id if changed else None
+
+    # -- resolution, expiry, pings ----------------------------------------------------------
+
+    async def resolve_task(self, task_id: str, decide: Decide) -> int:
+        """The task ended: for each pending deferral on it, `decide` and store the outcome
+        (ok → `resolved_ok`, else `denied`) with its ping, one transaction per deferral.
+        Returns how many were resolved; outcomes for deferrals that meanwhile expired or
+        were cancelled are discarded. An error from `decide` propagates: what was stored
+        stays, and a later call resolves the rest."""
+        resolved = 0
+        for record in await self._store.deferrals_pending_of_task(task_id):
+            if self._clock() >= record.expires_at:
+                continue  # expired: `expire_due` or the next poll will say so
+            resolution = await decide(record.snapshot, task_id)
+            now = self._clock()
+            queued: list[bool] = []
+            stored = await self._store.deferral_resolve(
+                record.code_hash,
+                ok=resolution.ok,
+                resolution=resolution.as_json(),
+                now=now,
+                ping=self._ping_builder(now, queued),
+            )
+            resolved += stored
+            if stored and any(queued) and self._on_queued is not None:
+                self._on_queued()
+        return resolved
+
+    async def expire_due(self, *, limit: int = 1000) -> list[str]:
+        """Mark live deferrals past their end as expired; delete final ones older than the
+        retention. Returns the task ids no deferral waits on any more (cancel them)."""
+        now = self._clock()
+        count, tasks = await self._store.deferrals_expire(
+            now, limit=limit, purge_before=now - self._retain
+        )
+        if count:
+            log.info("%d deferral code(s) expired", count)
+        return tasks
+
+    async def deliver_ping(self, row: OutboxRow) -> Outcome:
+        """The outbox handler for rows of kind `deferral_ping`."""
+        return await self._pings(row)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def _own(self, client: Client, code: str) -> DeferralRecord | None:
+        if not code or len(code) > MAX_CODE_LENGTH:
+            return None
+        record = await self._store.deferral_find(self._keys.code_hash(code))
+        if record is None or record.client_id != client.client_id:
+            return None
+        return record
+
+    def _ping_builder(self, now: float, queued: list[bool]) -> PingBuilder:
+        """Builds the ping row inside the resolving transaction; notes in `queued` whether
+        one was queued."""
+
+        def build(record: DeferralRecord) -> tuple[bytes, float] | None:
+            row = self._ping_row(record, now)
+            queued.append(row is not None)
+            return row
+
+        return build
+
+    def _ping_row(self, record: DeferralRecord, now: float) -> tuple[bytes, float] | None:
+        try:
+            payload = ping_payload(self._keys, record)
+        except SealError:
+            # Sealed under another key: the client still learns the outcome by polling.
+            log.error("the sealed code of a deferral cannot be opened; no ping is sent")
+            return None
+        if payload is None:
+            return None
+        return payload, now + self._settings.ping_delay_seconds
+
+
+def _check_binding(record: DeferralRecord, jkt: str | None, *, polling: bool) -> None:
+    """dtr.md §9: a DPoP-bound code is used only with a proof from its key. A poll with a
+    proof for a code that is not bound is refused too: the token would be bound to a key
+    the access request was not decided for (the key is part of the evaluated context)."""
+    if record.jkt is not None:
+        if jkt is None:
+            raise InvalidDPoPProof("the deferral code is DPoP-bound: send a proof with its key")
+        if jkt != record.jkt:
+            raise InvalidDPoPProof("the DPoP proof is not signed with the deferral code's key")
+    elif jkt is not None and polling:
+        raise InvalidDPoPProof("the deferral code is not bound to a DPoP key")
+
+
+def _error_for(verdict: Verdict, record: DeferralRecord) -> Exception:
+    if verdict is Verdict.PENDING:
+        return AuthorizationPending()  # neither the code nor the interval is repeated
+    if verdict is Verdict.SLOW_DOWN:
+        return SlowDown("polling too fast: add 5 seconds to the interval")
+    if verdict is Verdict.TOO_FAST:
+        return InvalidRequest("polled too fast too often: stop using this deferral code")
+    if verdict is Verdict.DENIED:
+        return AccessDenied("the request was not approved")
+    if verdict is Verdict.CANCELLED:
+        return AccessDenied("the deferral was cancelled")
+    if verdict is Verdict.REDEEMED:
+        return InvalidGrant("the deferral code was already redeemed")
+    raise AssertionError(f"no error for {verdict} of a {record.status} deferral")
