@@ -61,8 +61,9 @@ def test_grant_types(metadata: dict[str, Any]) -> None:
 def test_deferred_token_responses_are_advertised(metadata: dict[str, Any]) -> None:
     """DTR §5.1/§8.4: support, and cancellation by revoking the deferral code."""
     assert metadata["deferred_token_response_supported"] is True
-    assert "urn:ietf:params:oauth:token-type:deferral-code" in (
-        metadata["revocation_endpoint_token_type_values_supported"]
+    assert (
+        "urn:ietf:params:oauth:token-type:deferral-code"
+        in (metadata["revocation_endpoint_token_type_values_supported"])
     )
 
 
