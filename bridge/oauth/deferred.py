@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ..access_requests.service import AccessRequestService, DeniedEvaluation, oauth_requester
+from ..access_requests.service import DeniedEvaluation
 from ..access_requests.times import parse_rfc3339
 from ..authzen.models import Decision, EvaluationRequest, EvaluationsSemantic, Subject
 from ..authzen.pdp import PDP
@@ -26,6 +26,7 @@ from ..deferral.service import DeferralService
 from ..outbox import Delivered, Outcome
 from ..rar.translate import PlannedEvaluation
 from ..store.sqlite_outbox import OutboxRow
+from .access_request_backend import AccessRequestBackend
 from .clients import Client
 from .dpop import DPoPProof
 from .errors import AccessDenied, AuthorizationPending, InvalidGrant, InvalidRequest
@@ -50,7 +51,7 @@ class DeferredFlow:
     def __init__(
         self,
         deferrals: DeferralService,
-        access_requests: AccessRequestService,
+        access_requests: AccessRequestBackend,
         pdp: PDP,
         issuer: Issuer,
     ) -> None:
@@ -82,9 +83,9 @@ class DeferredFlow:
         decisions: Sequence[Decision],
     ) -> NoReturn:
         denied = [n for n, decision in enumerate(decisions) if not decision.decision]
-        task = await self._access_requests.submit_internal(
+        task = await self._access_requests.file(
             [DeniedEvaluation(planned[n].request, decisions[n].context or {}) for n in denied],
-            client_id=client.client_id,
+            client.client_id,
         )
         snapshot = {
             "grant_type": grant_type,
@@ -155,10 +156,10 @@ class DeferredFlow:
         return Delivered()
 
     async def _decide(self, snapshot: dict[str, Any], task_id: str) -> Resolution:
-        task = await self._access_requests.task(task_id)
-        if task.status != "approved":
+        outcome = await self._access_requests.outcome(task_id)
+        if outcome.status != "approved":
             return Resolution(ok=False)
-        approvals = [dict((item.result or {}).get("approval") or {}) for item in task.items]
+        approvals = outcome.approvals
         ok, until = await self._reevaluate(snapshot, approvals)
         return Resolution(ok=ok, approved_until=until, approvals=approvals)
 
@@ -197,7 +198,7 @@ class DeferredFlow:
 
     async def _cancel_task(self, task_id: str, client_id: str) -> None:
         try:
-            await self._access_requests.cancel(task_id, oauth_requester(client_id))
+            await self._access_requests.cancel(task_id, client_id)
         except Exception as exc:  # already terminal, or gone: nothing left to cancel
             log.info("access request %s not cancelled: %s", task_id, exc)
 

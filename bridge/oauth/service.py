@@ -20,6 +20,7 @@ from ..deferral.service import DeferralService
 from ..rar import ProfileSet
 from ..settings import Settings
 from ..shared import Shared
+from .access_request_backend import EmbeddedAccessRequests
 from .client_auth import ClientAuthenticator
 from .clients import ClientRegistry
 from .deferred import DeferredFlow
@@ -82,7 +83,7 @@ class OAuthService:
         }
         issuance = Issuer(settings, self.keys, store)
         self.deferred = (
-            DeferredFlow(deferrals, access_requests, pdp, issuance)
+            DeferredFlow(deferrals, EmbeddedAccessRequests(access_requests), pdp, issuance)
             if deferrals is not None and access_requests is not None
             else None
         )

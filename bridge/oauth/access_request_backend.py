@@ -1,0 +1,53 @@
+"""Where the token endpoint files its access requests: the bridge's own access request
+service, or the service a remote PDP's denial points at.
+
+The deferral flow only needs three things of either: file a request for the denied
+evaluations, read how it ended (status and per-item approvals), cancel it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..access_requests.service import AccessRequestService, DeniedEvaluation, oauth_requester
+
+
+@dataclass(frozen=True)
+class FiledRequest:
+    id: str  # the task id the deferral waits on
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    status: str  # ARAP task status; only "approved" lets the token through
+    approvals: list[dict[str, Any]] = field(default_factory=list)  # one per item, in order
+
+
+class AccessRequestBackend(Protocol):
+    async def file(self, denied: Sequence[DeniedEvaluation], client_id: str) -> FiledRequest: ...
+
+    async def outcome(self, task_id: str) -> RequestOutcome: ...
+
+    async def cancel(self, task_id: str, client_id: str) -> None: ...
+
+
+class EmbeddedAccessRequests:
+    """The bridge's own service (embedded PDP): an in-process call, no HTTP."""
+
+    def __init__(self, service: AccessRequestService) -> None:
+        self._service = service
+
+    async def file(self, denied: Sequence[DeniedEvaluation], client_id: str) -> FiledRequest:
+        task = await self._service.submit_internal(denied, client_id=client_id)
+        return FiledRequest(task.id, task.expires_at)
+
+    async def outcome(self, task_id: str) -> RequestOutcome:
+        task = await self._service.task(task_id)
+        approvals = [dict((item.result or {}).get("approval") or {}) for item in task.items]
+        return RequestOutcome(task.status, approvals)
+
+    async def cancel(self, task_id: str, client_id: str) -> None:
+        await self._service.cancel(task_id, oauth_requester(client_id))
