@@ -76,13 +76,26 @@ def server(command: list[str], port: int) -> Iterator[str]:
 
 
 def wrk(url: str, body: object, seconds: float, connections: int, workdir: Path) -> float:
-    """Requests per second for POSTing `body` to `url`; fails on any non-2xx answer."""
-    script = workdir / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+    """Requests per second for POSTing `body` as JSON to `url`."""
+    return wrk_post(
+        url, json.dumps(body), {"Content-Type": "application/json"}, seconds, connections, workdir
     )
+
+
+def wrk_post(
+    url: str,
+    body: str,
+    headers: dict[str, str],
+    seconds: float,
+    connections: int,
+    workdir: Path,
+) -> float:
+    """Requests per second for POSTing `body` with `headers`; fails on any non-2xx answer."""
+    script = workdir / "post.lua"
+    lines = ['wrk.method = "POST"']
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    lines.append(f"wrk.body = {json.dumps(body)}")
+    script.write_text("\n".join(lines) + "\n")
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), url],
         capture_output=True,

@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,7 @@ import httpx
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from bench.authzen import DEMO, REPO, alternate, free_port, server, wrk
+from bench.authzen import DEMO, REPO, alternate, free_port, server, wrk, wrk_post
 
 CLIENT_ID, CLIENT_SECRET = "demo-agent", "demo-agent-secret"
 BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
@@ -71,26 +69,9 @@ def bridge_config(workdir: Path, port: int) -> Path:
 def wrk_form(
     url: str, form: dict[str, str], seconds: float, connections: int, workdir: Path
 ) -> float:
-    """Requests per second for POSTing `form` with HTTP Basic client authentication; fails on
-    any non-2xx answer. (`bench.authzen.wrk` sends JSON only, so its script is not reused.)"""
-    script = workdir / "token.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f'wrk.headers["Content-Type"] = "{FORM_MEDIA_TYPE}"\n'
-        f'wrk.headers["Authorization"] = "{BASIC}"\n'
-        f"wrk.body = {json.dumps(urlencode(form))}\n"
-    )
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"errors while benchmarking {url}:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
+    """Requests per second for POSTing `form` with HTTP Basic client authentication."""
+    headers = {"Content-Type": FORM_MEDIA_TYPE, "Authorization": BASIC}
+    return wrk_post(url, urlencode(form), headers, seconds, connections, workdir)
 
 
 def token_request(http: httpx.Client, url: str, proof: str | None = None) -> httpx.Response:
