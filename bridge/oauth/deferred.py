@@ -62,11 +62,11 @@ class DeferredFlow:
 
     # -- the originating request ---------------------------------------------------------
 
-    def check_request(self, form: Form, client: Client, proof: DPoPProof | None) -> None:
+    def check_request(self, form: Form, client: Client, *, proof_sent: bool) -> None:
         """DTR's checks on an opted-in request, before anything is decided."""
         if not opted_in(form):
             return
-        if client.auth_method == "none" and proof is None:
+        if client.auth_method == "none" and not proof_sent:
             raise InvalidRequest("a public client needs DPoP to ask for a deferred response")
         check_notification_token(form.get("client_notification_token"))
 

@@ -101,9 +101,10 @@ class TokenEndpoint:
             self._allowed(client, DEFERRED_GRANT)
             return await self._deferred.poll(form, client, await self._proof(request, client))
         grant = self._grant(form, client)
-        proof = await self._proof(request, client)
         if self._deferred is not None:
-            self._deferred.check_request(form, client, proof)
+            # Before the proof is required: DTR names its own error for a missing one.
+            self._deferred.check_request(form, client, proof_sent="dpop" in request.headers)
+        proof = await self._proof(request, client)
         principal = await grant.principal(TokenRequest(form, client, proof))
         access = read_requested_access(
             form,
