@@ -14,6 +14,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .access_requests.assembly import AccessRequests
+from .access_requests.remote_backend import (
+    LOCAL_ID_PREFIX,
+    RemoteAccessRequests,
+    callback_routes,
+)
 from .authzen.cedar.engine import CedarPDP
 from .authzen.cedar.reload import StoreHolder, watch
 from .authzen.cedar.store import PolicyStore, StoreLoadError, StoreProblem, load_store
@@ -26,6 +31,7 @@ from .deferral.service import DeferralService
 from .demo_approvers import with_demo_issuer
 from .health import health_routes
 from .middleware import RequestIDMiddleware
+from .oauth.access_request_backend import EmbeddedAccessRequests
 from .oauth.deferred import TASK_TERMINAL
 from .oauth.service import OAuthService
 from .outbox import Delivered, Handler, OutboxWorker, Outcome
@@ -132,18 +138,30 @@ def create_app(
         on_queued=worker.wake,
     )
     pdp = token_pdp(settings, pdps)
+    # Deferred token requests file their access requests with the bridge's own service, or,
+    # behind a remote PDP, with the service its requestable denials point at.
+    remote_requests = (
+        RemoteAccessRequests(
+            shared.store,
+            pdp,
+            settings.pdp.remote,
+            shared.http,
+            public_url=public_url,
+            allow_private=settings.access_requests.allow_private_callbacks,
+            request_lifetime_seconds=settings.access_requests.request_lifetime_seconds,
+        )
+        if isinstance(pdp, RemotePDP) and settings.pdp.remote is not None
+        else None
+    )
     oauth = None
     if pdp is not None:
-        # Deferral needs the embedded access request service: a remote PDP's own service
-        # is not reached from here yet, so its requestable denials are refused at once.
-        embedded = not isinstance(pdp, RemotePDP)
         oauth = OAuthService(
             settings,
             shared,
             pdp,
             profiles,
-            deferrals=deferrals if embedded else None,
-            access_requests=ars.service if embedded else None,
+            deferrals=deferrals,
+            access_requests=remote_requests or EmbeddedAccessRequests(ars.service),
         )
     else:
         log.info("no PDP for token requests ([pdp] unset, no default store): OAuth is off")
@@ -160,6 +178,7 @@ def create_app(
     routes: list[Route] = [
         *store_routes.pop("default", []),
         *(oauth.routes() if oauth is not None else []),
+        *(callback_routes(remote_requests) if remote_requests is not None else []),
         *ars.routes(default_auth or PEPAuthSettings()),
         *(route for named in store_routes.values() for route in named),
         shared.jwks_route(),
@@ -172,9 +191,14 @@ def create_app(
             try:
                 for task_id in await deferrals.expire_due():
                     with contextlib.suppress(Exception):  # already ended: nothing to cancel
+                        if remote_requests is not None and task_id.startswith(LOCAL_ID_PREFIX):
+                            await remote_requests.abandon(task_id)
+                            continue
                         task = await ars.service.task(task_id)
                         await ars.service.cancel(task_id, task.record.requester)
                 await ars.service.sweep()
+                if remote_requests is not None:
+                    await remote_requests.refresh_due()
             except Exception:  # keep sweeping; a logged failure beats a dead sweeper
                 log.exception("housekeeping failed")
 

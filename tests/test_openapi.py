@@ -1,9 +1,10 @@
 """openapi/bridge.json describes exactly the routes the app serves with bridge.toml.
 
 Routes of named stores are concrete (`/stores/todo/access/v1/evaluation`); the description
-has them once, templated (`/stores/{store}/access/v1/evaluation`). Every route must match a
-described path and method, and every described path and method must be served, for every
-named store when the path is templated.
+has them once, templated (`/stores/{store}/access/v1/evaluation`). Other path parameters
+(`{task_id}`) are templated in the routes as well and must be named as the routes name them.
+Every route must match a described path and method, and every described path and method
+must be served, for every named store when the path is templated.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 import pytest
 from starlette.routing import Route
 
+from bridge.access_requests import problems
+from bridge.access_requests.metadata import with_access_requests
+from bridge.access_requests.routes import API_PATH
 from bridge.app import create_app
 from bridge.authzen.routes import StoreEndpoints
 from bridge.oauth.errors import OAuthError
@@ -32,8 +36,11 @@ DESCRIPTION = REPO / "openapi" / "bridge.json"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # These answer RFC 6749 errors; routing (405) and faults (500) answer in the bridge's shape.
 OAUTH_ENDPOINTS = {TOKEN_PATH, INTROSPECTION_PATH, REVOCATION_PATH}
+# These answer RFC 9457 problems; routing (405) answers in the bridge's shape.
+PROBLEM_ENDPOINTS = (f"{API_PATH}/requests", f"{API_PATH}/approvals")
 ERROR = {"$ref": "#/components/schemas/Error"}
 OAUTH_ERROR = {"$ref": "#/components/schemas/OAuthError"}
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +78,14 @@ def described(document: dict[str, Any]) -> set[tuple[str, str]]:
     }
 
 
+def answers_problems(path: str) -> bool:
+    return any(path == base or path.startswith(base + "/") for base in PROBLEM_ENDPOINTS)
+
+
+def path_parameters(path: str) -> set[str]:
+    return set(re.findall(r"\{([^}]+)\}", path))
+
+
 def template_regex(path: str) -> re.Pattern[str]:
     parts = re.split(r"(\{[^}/]+\})", path)
     return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
@@ -99,13 +114,24 @@ def test_every_described_operation_is_served(
 ) -> None:
     absent = []
     for path, method in sorted(described(document)):
-        if "{" not in path:
+        if "store" not in path_parameters(path):
+            # Any other parameter must be named exactly as the route names it.
             concrete = [path]
         else:
-            assert set(re.findall(r"\{([^}]+)\}", path)) == {"store"}, path
             concrete = [path.replace("{store}", name) for name in named_stores]
         absent += [(p, method) for p in concrete if (p, method) not in served]
     assert not absent, f"described but not served: {absent}"
+
+
+def test_path_parameters_are_declared(document: dict[str, Any]) -> None:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            parameters = [*item.get("parameters", []), *operation.get("parameters", [])]
+            resolved = [_resolve(document, p) for p in parameters]
+            declared = {p["name"] for p in resolved if p["in"] == "path"}
+            assert declared == path_parameters(path), (path, method)
 
 
 def test_default_store_has_no_store_prefix(served: set[tuple[str, str]]) -> None:
@@ -149,6 +175,11 @@ def test_every_response_carries_request_id_and_errors_share_one_shape(
             assert "X-Request-ID" in response.get("headers", {}), (path, method, status)
             if int(status) < 400 or status == "503":
                 continue
+            if answers_problems(path) and status != "405":
+                assert set(response["content"]) == {"application/problem+json"}, (path, status)
+                schema = response["content"]["application/problem+json"]["schema"]
+                assert schema == PROBLEM, (path, method, status)
+                continue
             schema = response["content"]["application/json"]["schema"]
             if path not in OAUTH_ENDPOINTS or status == "405":
                 assert schema == ERROR, (path, method, status)
@@ -160,10 +191,18 @@ def test_every_response_carries_request_id_and_errors_share_one_shape(
 
 
 def test_api_operations_list_the_transport_errors(document: dict[str, Any]) -> None:
+    """Every API operation: one success, 401, 405, 500. The JSON body's errors (400, 413,
+    415) exactly where there is a body: a bodiless request is never read."""
     for path, method in described(document):
         if "/access/v1/" in path:
-            statuses = set(document["paths"][path][method]["responses"])
-            assert {"200", "400", "401", "405", "413", "415", "500"} <= statuses, path
+            operation = document["paths"][path][method]
+            statuses = set(operation["responses"])
+            assert len({s for s in statuses if s.startswith("2")}) == 1, (path, method)
+            assert {"401", "405", "500"} <= statuses, (path, method)
+            if "requestBody" in operation:
+                assert {"400", "413", "415"} <= statuses, (path, method)
+            else:
+                assert not statuses & {"413", "415"}, (path, method)
 
 
 def test_oauth_operations_list_the_transport_errors(document: dict[str, Any]) -> None:
@@ -180,8 +219,23 @@ def test_oauth_error_codes_are_the_bridges(document: dict[str, Any]) -> None:
     assert set(described_codes["enum"]) <= codes(OAuthError)
 
 
+def test_problem_types_are_the_bridges(document: dict[str, Any]) -> None:
+    def types(cls: type[problems.AccessRequestProblem]) -> set[str]:
+        return {cls.type}.union(*(types(sub) for sub in cls.__subclasses__()))
+
+    described_types = document["components"]["schemas"]["Problem"]["properties"]["type"]
+    assert set(described_types["enum"]) == types(problems.AccessRequestProblem)
+
+
 def test_metadata_schema_lists_the_members_the_bridge_sends(document: dict[str, Any]) -> None:
-    sent = set(StoreEndpoints("search", "https://pdp.example.com").metadata())
+    # What every store publishes: its endpoints, and those of the access request service.
+    sent = set(
+        with_access_requests(
+            StoreEndpoints("search", "https://pdp.example.com").metadata(),
+            endpoint=f"https://pdp.example.com{API_PATH}/requests",
+            jwks_uri="https://pdp.example.com/jwks",
+        )
+    )
     schema = document["components"]["schemas"]["Metadata"]
     assert set(schema["properties"]) == sent
     assert set(schema["required"]) <= sent
@@ -190,7 +244,15 @@ def test_metadata_schema_lists_the_members_the_bridge_sends(document: dict[str, 
 def test_oauth_metadata_schema_lists_the_members_the_bridge_sends(
     document: dict[str, Any],
 ) -> None:
-    sent = set(authorization_server_metadata(Settings(), ["customer_records"], ["read"]))
+    def sent(*, deferred: bool) -> set[str]:
+        return set(
+            authorization_server_metadata(
+                Settings(), ["customer_records"], ["read"], deferred=deferred
+            )
+        )
+
+    assert sent(deferred=False) <= sent(deferred=True)
     schema = document["components"]["schemas"]["AuthorizationServerMetadata"]
-    assert set(schema["properties"]) == sent
-    assert set(schema["required"]) <= sent
+    assert set(schema["properties"]) == sent(deferred=True)
+    # Required: what is sent whether or not deferred token responses are served.
+    assert set(schema["required"]) <= sent(deferred=False)

@@ -51,9 +51,20 @@ def access_request_routes(
             f"{base}/requests/{{task_id}}/cancel", _Endpoint(api.cancel), methods=["POST", "DELETE"]
         ),
         Route(f"{base}/approvals", _Endpoint(api.inbox), methods=["GET"]),
-        Route(f"{base}/approvals/{{task_id}}", _Endpoint(api.inspect), methods=["GET"]),
-        Route(f"{base}/approvals/{{task_id}}", _Endpoint(api.decide), methods=["POST"]),
+        # One route for both methods, so a 405 there lists both in `Allow`.
+        Route(
+            f"{base}/approvals/{{task_id}}",
+            _Endpoint(_by_method({"GET": api.inspect, "POST": api.decide})),
+            methods=["GET", "POST"],
+        ),
     ]
+
+
+def _by_method(handlers: dict[str, Handler]) -> Handler:
+    async def handler(request: Request) -> Response:
+        return await handlers[request.method if request.method != "HEAD" else "GET"](request)
+
+    return handler
 
 
 class _API:

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from .access_tokens import read
 from .deferred import DeferredFlow
 from .dpop import DPoPVerifier
-from .errors import OAuthError
+from .errors import InvalidDPoPProof, OAuthError
 from .grants.refresh_token import refresh_token_hash
 from .token_management import TokenManagementEndpoint
 
@@ -31,9 +31,14 @@ class RevocationEndpoint(TokenManagementEndpoint):
         try:
             client, token = await self._client_and_token(request)
             if self.deferred is not None and self.dpop is not None:
-                proof = await self.dpop.verify(
-                    request.headers.get("dpop"), method="POST", url=self.url
-                )
+                try:
+                    proof = await self.dpop.verify(
+                        request.headers.get("dpop"), method="POST", url=self.url
+                    )
+                except InvalidDPoPProof:
+                    # Only a DPoP-bound deferral code needs the proof; revoking one without a
+                    # valid proof fails below, anything else is revoked regardless.
+                    proof = None
                 await self.deferred.revoke(client, token, proof)
         except OAuthError as error:
             return error.response()

@@ -14,13 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..access_requests.service import AccessRequestService
 from ..authzen.pdp import PDP
 from ..deferral.service import DeferralService
 from ..rar import ProfileSet
 from ..settings import Settings
 from ..shared import Shared
-from .access_request_backend import EmbeddedAccessRequests
+from .access_request_backend import AccessRequestBackend
 from .client_auth import ClientAuthenticator
 from .clients import ClientRegistry
 from .deferred import DeferredFlow
@@ -54,7 +53,7 @@ class OAuthService:
         profiles: ProfileSet,
         *,
         deferrals: DeferralService | None = None,
-        access_requests: AccessRequestService | None = None,
+        access_requests: AccessRequestBackend | None = None,
     ) -> None:
         issuer = settings.issuer
         store = shared.store
@@ -83,7 +82,7 @@ class OAuthService:
         }
         issuance = Issuer(settings, self.keys, store)
         self.deferred = (
-            DeferredFlow(deferrals, EmbeddedAccessRequests(access_requests), pdp, issuance)
+            DeferredFlow(deferrals, access_requests, pdp, issuance)
             if deferrals is not None and access_requests is not None
             else None
         )

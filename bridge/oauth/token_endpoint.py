@@ -119,7 +119,7 @@ class TokenEndpoint:
         if not all(d.decision for d in decisions):
             if (
                 self._deferred is not None
-                and opted_in(form)
+                and self._may_defer(form, client)
                 and all(requestable(d) for d in decisions if not d.decision)
             ):
                 await self._deferred.defer(
@@ -150,6 +150,11 @@ class TokenEndpoint:
             raise UnsupportedGrantType(f"grant_type {grant_type} is not supported")
         self._allowed(client, grant_type)
         return grant
+
+    @staticmethod
+    def _may_defer(form: Form, client: Client) -> bool:
+        """Opted in, and allowed to poll: otherwise a deferral could never be collected."""
+        return opted_in(form) and client.allows_grant(DEFERRED_GRANT)
 
     @staticmethod
     def _allowed(client: Client, grant_type: str) -> None:

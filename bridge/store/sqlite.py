@@ -10,6 +10,7 @@ from .base import RefreshTokenRecord, SigningKeyRecord
 from .sqlite_base import transaction
 from .sqlite_deferrals import DeferralTables
 from .sqlite_outbox import OutboxTables
+from .sqlite_remote_tasks import RemoteTaskTables
 from .sqlite_tasks import TaskTables
 
 _OAUTH_SCHEMA = [
@@ -34,7 +35,7 @@ _OAUTH_SCHEMA = [
 _PURGE_EVERY = 1000
 
 
-class SQLiteStore(DeferralTables, TaskTables, OutboxTables):
+class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
     SCHEMA = _OAUTH_SCHEMA
 
     def __init__(self, path: Path) -> None:

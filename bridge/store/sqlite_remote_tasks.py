@@ -1,0 +1,190 @@
+"""Remote access requests: one row per access request the bridge filed with a remote PDP's
+access request service (ARAP §6), so a client's poll is answered from here and never costs a
+call to that service (AROP §4).
+
+A row is written before the submission is first sent (its `Idempotency-Key` must survive a
+retry), completed with the remote task handle, and refreshed by status reads. The change
+that records a terminal status queues its outbox rows (the `task_terminal` follow-up) in the
+same transaction, so a recorded outcome is never without them, nor they without it. Changes
+are compare-and-set on the status: a late "pending" read never overwrites an outcome.
+
+The callback `state` is kept only as its SHA-256 (`state_hash`): the value is a bearer
+secret of the callback, and a leaked database must not let anyone forge callbacks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .sqlite_base import SQLiteBase, transaction
+from .sqlite_outbox import OutboxTables
+
+# Statuses the bridge gives a row itself; every other status is the remote task's own.
+SUBMITTING = "submitting"  # written before the first attempt
+SUBMIT_FAILED = "submit_failed"  # the service refused it, or never answered
+PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteTaskRecord:
+    id: str  # the local id (`rtask_…`) deferrals wait on
+    client_id: str  # the OAuth client it was filed for
+    endpoint: str  # where it was submitted
+    idempotency_key: str
+    state_hash: str  # SHA-256 (hex) of the callback `state`
+    item_count: int  # one item per denied evaluation; more than one = a bundle
+    status: str
+    created_at: float
+    updated_at: float
+    expires_at: float  # polling stops then; deferrals on it end no later
+    remote_id: str | None = None
+    status_endpoint: str | None = None
+    cancel_endpoint: str | None = None  # `task.links.cancel`
+    last_json: Any = None  # the last `{task, result?}` read from the service
+    next_check_at: float | None = None  # None: not polled (not pending)
+    checked_at: float | None = None
+    checks: int = 0  # status reads so far: the backoff grows with them
+    failures: int = 0  # status reads in a row that failed
+    last_error: str | None = None
+
+
+_COLUMNS = [f.name for f in fields(RemoteTaskRecord)]
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM remote_access_requests"
+# Columns an update may set (the identity columns never change).
+_MUTABLE = frozenset(_COLUMNS) - {"id", "client_id", "endpoint", "idempotency_key", "state_hash"}
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS remote_access_requests (
+        id TEXT PRIMARY KEY, client_id TEXT NOT NULL, endpoint TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL, state_hash TEXT NOT NULL, item_count INTEGER NOT NULL,
+        status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        expires_at REAL NOT NULL, remote_id TEXT, status_endpoint TEXT, cancel_endpoint TEXT,
+        last_json TEXT, next_check_at REAL, checked_at REAL,
+        checks INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS remote_access_requests_state "
+    "ON remote_access_requests (state_hash)",
+    "CREATE INDEX IF NOT EXISTS remote_access_requests_due "
+    "ON remote_access_requests (status, next_check_at)",
+    "CREATE INDEX IF NOT EXISTS remote_access_requests_expiry "
+    "ON remote_access_requests (expires_at)",
+]
+
+# (kind, payload, not_before) of an outbox row queued with a change.
+OutboxEntry = tuple[str, bytes, float]
+
+
+class RemoteTaskTables(SQLiteBase):
+    """Mixin of the remote access request table; the store must also mix in `OutboxTables`."""
+
+    SCHEMA = _SCHEMA
+
+    async def remote_task_insert(self, record: RemoteTaskRecord) -> None:
+        def work() -> None:
+            with transaction(self.db):
+                self.db.execute(
+                    f"INSERT INTO remote_access_requests ({', '.join(_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    _row(record),
+                )
+
+        await self._run(work)
+
+    async def remote_task_get(self, task_id: str) -> RemoteTaskRecord | None:
+        return await self._remote_one("id = ?", task_id)
+
+    async def remote_task_by_state(self, state_hash: str) -> RemoteTaskRecord | None:
+        return await self._remote_one("state_hash = ?", state_hash)
+
+    async def _remote_one(self, where: str, value: str) -> RemoteTaskRecord | None:
+        def work() -> RemoteTaskRecord | None:
+            row = self.db.execute(f"{_SELECT} WHERE {where}", (value,)).fetchone()
+            return None if row is None else _record(row)
+
+        return await self._run(work)
+
+    async def remote_task_update(
+        self,
+        task_id: str,
+        expected: Sequence[str],
+        values: Mapping[str, Any],
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> bool:
+        """Set `values` if the row's status is one of `expected`, and queue `outbox` with
+        it; False (nothing written) when the row is gone or its status moved on."""
+        unknown = set(values) - _MUTABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        names = list(values)
+        assignments = ", ".join(f"{name} = ?" for name in names)
+        marks = ", ".join("?" * len(expected))
+        args = [_column_value(name, values[name]) for name in names]
+
+        def work() -> bool:
+            with transaction(self.db):
+                cursor = self.db.execute(
+                    f"UPDATE remote_access_requests SET {assignments} "
+                    f"WHERE id = ? AND status IN ({marks})",
+                    (*args, task_id, *expected),
+                )
+                if cursor.rowcount != 1:
+                    return False
+                for kind, payload, not_before in outbox:
+                    OutboxTables.outbox_insert(self.db, kind, payload, not_before)
+            return True
+
+        return await self._run(work)
+
+    async def remote_tasks_claim_due(
+        self, now: float, limit: int, lease_seconds: float
+    ) -> list[RemoteTaskRecord]:
+        """Pending rows whose next check is due, oldest due first. Their `next_check_at` is
+        pushed `lease_seconds` ahead in the same transaction, so two sweepers (or replicas)
+        do not read the same task at once, and a sweeper that dies leaves them due again."""
+
+        def work() -> list[RemoteTaskRecord]:
+            with transaction(self.db):
+                rows = self.db.execute(
+                    f"{_SELECT} WHERE status = ? AND next_check_at <= ? "
+                    "ORDER BY next_check_at LIMIT ?",
+                    (PENDING, now, limit),
+                ).fetchall()
+                self.db.executemany(
+                    "UPDATE remote_access_requests SET next_check_at = ? WHERE id = ?",
+                    [(now + lease_seconds, row[0]) for row in rows],
+                )
+            return [_record(row) for row in rows]
+
+        return await self._run(work)
+
+    async def remote_tasks_purge(self, before: float) -> int:
+        """Forget rows that ended (or were due to end) before `before`: no deferral can wait
+        on them any more, since a deferral never outlives its access request."""
+
+        def work() -> int:
+            with transaction(self.db):
+                cursor = self.db.execute(
+                    "DELETE FROM remote_access_requests WHERE expires_at < ? AND status != ?",
+                    (before, PENDING),
+                )
+            return cursor.rowcount
+
+        return await self._run(work)
+
+
+def _column_value(name: str, value: Any) -> Any:
+    return json.dumps(value) if name == "last_json" and value is not None else value
+
+
+def _row(record: RemoteTaskRecord) -> tuple[Any, ...]:
+    return tuple(_column_value(name, getattr(record, name)) for name in _COLUMNS)
+
+
+def _record(row: Sequence[Any]) -> RemoteTaskRecord:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    if values["last_json"] is not None:
+        values["last_json"] = json.loads(values["last_json"])
+    return RemoteTaskRecord(**values)
