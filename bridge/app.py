@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -43,8 +44,11 @@ from .store.sqlite_outbox import OutboxRow
 
 log = logging.getLogger("bridge")
 
-# How often expired deferrals and access requests are swept.
+# How often expired deferrals and access requests are swept, and every how many such passes
+# finished records are purged; delivered side effects are kept a day for inspection.
 HOUSEKEEPING_SECONDS = 5.0
+PURGE_EVERY_PASSES = 12
+OUTBOX_RETENTION_SECONDS = 86_400.0
 
 
 def load_stores(settings: Settings) -> dict[str, PolicyStore]:
@@ -186,8 +190,10 @@ def create_app(
     ]
 
     async def housekeeping() -> None:
+        passes = 0
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            passes += 1
             try:
                 for task_id in await deferrals.expire_due():
                     with contextlib.suppress(Exception):  # already ended: nothing to cancel
@@ -196,9 +202,14 @@ def create_app(
                             continue
                         task = await ars.service.task(task_id)
                         await ars.service.cancel(task_id, task.record.requester)
-                await ars.service.sweep()
                 if remote_requests is not None:
                     await remote_requests.refresh_due()
+                if passes % PURGE_EVERY_PASSES == 0:
+                    # Purging scans whole tables: seldom, not every few seconds.
+                    await ars.service.sweep()
+                    await shared.store.outbox_purge(time.time() - OUTBOX_RETENTION_SECONDS)
+                else:
+                    await ars.service.expire_due()
             except Exception:  # keep sweeping; a logged failure beats a dead sweeper
                 log.exception("housekeeping failed")
 

@@ -70,7 +70,7 @@ class OutboxWorker:
         handlers: dict[str, Handler],
         *,
         retry: RetryPolicy | None = None,
-        idle_seconds: float = 0.5,
+        idle_seconds: float = 0.2,
         lease_seconds: float = 60.0,
     ) -> None:
         self._store = store

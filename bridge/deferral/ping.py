@@ -168,7 +168,9 @@ class PingSender:
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._total_timeout = total_timeout
         self._max_response_bytes = max_response_bytes
-        self._verify = verify
+        # One TLS context for every ping: building one loads the CA bundle (milliseconds of
+        # CPU on the event loop), too dear to repeat per delivery.
+        self._verify = ssl.create_default_context() if verify is True else verify
         self._resolver = resolver
 
     async def __call__(self, row: OutboxRow) -> Outcome:

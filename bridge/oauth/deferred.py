@@ -129,6 +129,9 @@ class DeferredFlow:
             await self._deferrals.deny(ready)
             raise AccessDenied("the request is not permitted")
         if not await self._deferrals.redeem(ready):
+            # Someone else changed the code meanwhile (a concurrent poll redeemed it, a
+            # revocation cancelled it, it expired): answer as its state now says.
+            await self._deferrals.poll(client, code, proof.jkt if proof else None)
             raise InvalidGrant("the deferral code was already redeemed")
         principal = snapshot["principal"]
         caps = [t for t in (until, ready.approved_until) if t is not None]

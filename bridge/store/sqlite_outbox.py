@@ -88,6 +88,17 @@ class OutboxTables(SQLiteBase):
 
         await self._run(work)
 
+    async def outbox_purge(self, before: float) -> None:
+        """Forget delivered and given-up rows created before `before`."""
+
+        def work() -> None:
+            with transaction(self.db):
+                self.db.execute(
+                    "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (before,)
+                )
+
+        await self._run(work)
+
     async def outbox_counts(self) -> dict[str, int]:
         def work() -> dict[str, int]:
             rows = self.db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status")
