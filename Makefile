@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.authzen
 	$(BIN)/python -m bench.token_endpoint
 	$(BIN)/python -m bench.policy_validate
+	$(BIN)/python -m bench.deferral
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
