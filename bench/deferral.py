@@ -24,9 +24,9 @@ tables and indexes created by the bridge's own schema.
    resolved (the outbox worker picking up the follow-up, re-evaluating, queueing the ping) →
    ping received. `deferral.ping_delay_seconds` is 0 here (default 0.5 s, on purpose). Each
    approval starts at a random moment (0 to 0.5 s after the previous ping) so that the
-   samples do not fall into step with the outbox worker's 0.5 s tick.
-3. One housekeeping pass, in process: what the app runs every 5 s on the store's only
-   thread (expiring and purging deferrals and access requests), with nothing due.
+   samples do not fall into step with the outbox worker's tick.
+3. One housekeeping pass with purging, in process (the app expires every 5 s and purges
+   once a minute, on the store's only thread), with nothing due.
 
 The two sizes alternate sample by sample (and the two servers run at the same time), so
 drift hits both alike. Figures: median and p99 per size, and the 100k/1k ratio (target ≤ 2).
@@ -372,7 +372,7 @@ def poll_http(
 
 
 async def housekeeping(sites: list[Site], rounds: int) -> dict[int, list[float]]:
-    """One pass of what the app's housekeeping runs every 5 s on the store's only thread
+    """One housekeeping pass with purging, on the store's only thread
     (`DeferralService.expire_due`, then the access requests' `sweep`), nothing being due."""
     samples: dict[int, list[float]] = {site.pending: [] for site in sites}
     stores = [SQLiteStore(site.database) for site in sites]
