@@ -244,6 +244,9 @@ def fill(site: Site) -> float:
                     "code_hash": code_hash,
                     "snapshot_json": deferral["snapshot_json"].replace(TEMPLATE_RECORD, record),
                     "task_id": task_id,
+                    # Each clone is another request: no shared dedupe key (none is needed to
+                    # measure polls and pings).
+                    "dedupe_key": None,
                     "created_at": created,
                     "expires_at": created + LIFETIME,
                     "code_sealed": keys.seal_code(code_hash, code),

@@ -90,6 +90,10 @@ class DeferralStore(Protocol):
 
     async def deferral_find(self, code_hash: str) -> DeferralRecord | None: ...
 
+    async def deferral_find_pending(
+        self, client_id: str, dedupe_key: str, not_before: float
+    ) -> DeferralRecord | None: ...
+
     async def deferral_poll(
         self, code_hash: str, step: Callable[[DeferralRecord], tuple[DeferralRecord, _T]]
     ) -> tuple[_T, str | None] | None: ...

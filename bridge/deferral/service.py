@@ -2,8 +2,9 @@
 redemption, cancellation, resolution once the access request has ended, and expiry.
 
 The token endpoint owns the HTTP side: it authenticates the client and verifies the DPoP
-proof, then calls `defer` (answer 400 with the returned body), `poll` (on the deferred
-grant), `redeem` (after its re-check of a ready poll) and `cancel` (revocation with the
+proof, then calls `repeat` (the same request again: answer 400 with the pending deferral's
+body) or `defer` (answer 400 with the returned body), `poll` (on the deferred grant),
+`redeem` (after its re-check of a ready poll) and `cancel` (revocation with the
 deferral-code hint). The access-request side calls `resolve_task` when a task ends; the app
 calls `expire_due` now and then and registers `deliver_ping` for outbox rows `deferral_ping`.
 """
@@ -93,9 +94,13 @@ class DeferralService:
         task_id: str | None,
         task_expires_at: float | None,
         notification_token: str | None,
+        *,
+        dedupe_key: str | None = None,
     ) -> dict[str, Any]:
         """Store a new deferral; returns the body of the deferred response (HTTP 400).
-        `ValueError` when the task ends too soon to defer."""
+        With `dedupe_key` (`request_key` of the request), the same request asked again while
+        this deferral is pending gets its code back (`repeat`). `ValueError` when the task
+        ends too soon to defer."""
         check_notification_token(notification_token)
         now = self._clock()
         lifetime = float(self._settings.code_lifetime_seconds)
@@ -121,13 +126,17 @@ class DeferralService:
                 interval=interval,
                 required_gap=float(interval),
                 notification_endpoint=endpoint,
-                # Kept (sealed) only when a ping will have to carry them.
-                code_sealed=self._keys.seal_code(code_hash, code) if endpoint else None,
+                # Kept (sealed) only when a ping or a repeated request will have to carry
+                # them; dropped when the deferral leaves `pending`.
+                code_sealed=(
+                    self._keys.seal_code(code_hash, code) if endpoint or dedupe_key else None
+                ),
                 notification_token_sealed=(
                     self._keys.seal_notification_token(code_hash, notification_token)
                     if endpoint and notification_token
                     else None
                 ),
+                dedupe_key=dedupe_key,
             )
         )
         return {
@@ -135,6 +144,46 @@ class DeferralService:
             "deferral_code": code,
             "expires_in": expires_in,
             "interval": interval,
+        }
+
+    def request_key(self, canonical: bytes) -> str:
+        """The dedupe key of a request, from its canonical form (RFC 8785 JSON of what
+        identifies it): a keyed hash, so the store never holds the request in it."""
+        return self._keys.dedupe_key(canonical)
+
+    async def repeat(
+        self,
+        client: Client,
+        jkt: str | None,
+        dedupe_key: str,
+        same: Callable[[dict[str, Any]], bool],
+    ) -> dict[str, Any] | None:
+        """AROP §3, idempotent submission: the deferred response again for the client's
+        pending deferral filed with `dedupe_key` (same code, the whole seconds it has left,
+        same interval), or None when there is none to give (file a new one then).
+
+        `same(snapshot)` confirms that the stored deferral was made for this very request.
+        The deferral keeps its notification token, throttle state and access request.
+        Not atomic with `defer`: two identical requests at the same moment may both get
+        None and file two access requests."""
+        now = self._clock()
+        # At least one whole second left: `expires_in` is never 0.
+        record = await self._store.deferral_find_pending(client.client_id, dedupe_key, now + 1)
+        if record is None or record.jkt != jkt or record.code_sealed is None:
+            return None
+        if not same(record.snapshot):
+            log.warning("a deferral's dedupe key does not match its snapshot; filing anew")
+            return None
+        try:
+            code = self._keys.unseal_code(record.code_hash, record.code_sealed)
+        except SealError:
+            log.error("the sealed code of a pending deferral cannot be opened; filing anew")
+            return None
+        return {
+            "error": "authorization_pending",
+            "deferral_code": code,
+            "expires_in": math.floor(record.expires_at - now),
+            "interval": record.interval,
         }
 
     # -- polling (grant_type=urn:ietf:params:oauth:grant-type:deferred) ---------------------

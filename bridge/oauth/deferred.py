@@ -4,6 +4,8 @@ Profile): a token request the policies allow only with an approval is held open.
 - On a requestable denial, a client that opted in (`completion_mode=deferred`) gets one
   access request filed for everything denied and the deferred response; it then polls with
   the deferred grant.
+- The same request again while that deferral is pending files nothing: it gets the same code
+  back, with the seconds the code has left (AROP §3, "idempotent submission").
 - When the access request ends, the original request is evaluated again with each item's
   approval in `context.approval`; the outcome is stored and the client pinged.
 - At redemption the same evaluation runs once more (the approval may have been revoked, the
@@ -14,8 +16,10 @@ Profile): a token request the policies allow only with an approval is held open.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
+
+import rfc8785
 
 from ..access_requests.service import DeniedEvaluation
 from ..access_requests.times import parse_rfc3339
@@ -82,12 +86,8 @@ class DeferredFlow:
         planned: Sequence[PlannedEvaluation],
         decisions: Sequence[Decision],
     ) -> NoReturn:
-        denied = [n for n, decision in enumerate(decisions) if not decision.decision]
-        task = await self._access_requests.file(
-            [DeniedEvaluation(planned[n].request, decisions[n].context or {}) for n in denied],
-            client.client_id,
-        )
-        snapshot = {
+        jkt = proof.jkt if proof is not None else None
+        request: dict[str, Any] = {
             "grant_type": grant_type,
             "principal": {
                 "subject": principal.subject.model_dump(exclude_none=True),
@@ -97,16 +97,38 @@ class DeferredFlow:
             "details": access.details,
             "scope": access.scope,
             "resource": access.resource,
+        }
+        identity = request_identity(client.client_id, jkt, request)
+        key = self._deferrals.request_key(identity) if identity is not None else None
+        if key is not None:
+            # Asked before and still pending: the same code, and no second access request.
+            body = await self._deferrals.repeat(
+                client,
+                jkt,
+                key,
+                lambda stored: request_identity(client.client_id, jkt, stored) == identity,
+            )
+            if body is not None:
+                log.info("a repeated deferred request of %s got its pending code", client.client_id)
+                raise AuthorizationPending({k: v for k, v in body.items() if k != "error"})
+        denied = [n for n, decision in enumerate(decisions) if not decision.decision]
+        task = await self._access_requests.file(
+            [DeniedEvaluation(planned[n].request, decisions[n].context or {}) for n in denied],
+            client.client_id,
+        )
+        snapshot = {
+            **request,
             "evaluations": [p.request.model_dump(exclude_none=True) for p in planned],
             "denied": denied,
         }
         body = await self._deferrals.defer(
             client,
-            proof.jkt if proof is not None else None,
+            jkt,
             snapshot,
             task.id,
             task.expires_at,
             form.get("client_notification_token"),
+            dedupe_key=key,
         )
         raise AuthorizationPending({k: v for k, v in body.items() if k != "error"})
 
@@ -204,6 +226,34 @@ class DeferredFlow:
             await self._access_requests.cancel(task_id, client_id)
         except Exception as exc:  # already terminal, or gone: nothing left to cancel
             log.info("access request %s not cancelled: %s", task_id, exc)
+
+
+def request_identity(client_id: str, jkt: str | None, request: Mapping[str, Any]) -> bytes | None:
+    """What makes two deferred requests "the same request" (AROP §3): the client, its DPoP
+    key, the grant type, the principal (subject with its actor, token subject, `act`), the
+    authorization details, scope and resource, as RFC 8785 JSON. `request` is a deferral
+    snapshot or its request part. Scope and resource are sets: sorted, duplicates dropped;
+    the details keep their order. The grant type is there because the token issued at
+    redemption carries the deferral's. None when the request has no RFC 8785 form (e.g. an
+    integer beyond 2^53 in the details): it is then never deduplicated."""
+    try:
+        return rfc8785.dumps(
+            {
+                "client_id": client_id,
+                "dpop_jkt": jkt,
+                "grant_type": request.get("grant_type"),
+                "principal": request.get("principal"),
+                "authorization_details": request.get("details") or [],
+                "scope": sorted(set(request.get("scope") or [])),
+                "resource": sorted(set(request.get("resource") or [])),
+            }
+        )
+    except (rfc8785.CanonicalizationError, TypeError, AttributeError) as exc:
+        log.info(
+            "a deferred request without an RFC 8785 form is not deduplicated (%s)",
+            type(exc).__name__,
+        )
+        return None
 
 
 def requestable(decision: Decision) -> bool:

@@ -1,10 +1,14 @@
 """The deferral table: one row per deferral code of a Deferred Token Response (DTR).
 
 A row is found by `code_hash` (a keyed hash: the code itself is never stored). The code is
-kept sealed only while a ping may still have to carry it, and the client's notification token
-likewise; both are dropped when the deferral leaves `pending`. Every state change is one
+kept sealed only while a ping or a repeated request may still have to carry it, and the
+client's notification token likewise; both are dropped when the deferral leaves `pending`,
+and so is `dedupe_key` (the keyed hash of the request that lets a repeated request find the
+pending deferral: AROP §3, "idempotent submission"). Every state change is one
 `BEGIN IMMEDIATE` transaction, so a poll, a resolution, a redemption and a cancellation of
 one code never interleave, also across processes sharing the file.
+
+Tables made before `dedupe_key` existed get the column (and its index) when the store opens.
 
 States (shared/specs/dtr.md §11):
 
@@ -42,12 +46,14 @@ _T = TypeVar("_T")
 _COLUMNS = (
     "code_hash, client_id, jkt, snapshot_json, task_id, status, created_at, expires_at, "
     "interval, required_gap, last_poll_at, slow_down_count, notification_endpoint, "
-    "code_sealed, notification_token_sealed, resolution_json, resolved_at"
+    "code_sealed, notification_token_sealed, resolution_json, resolved_at, dedupe_key"
 )
-# What goes with a row that leaves `pending`/`resolved_ok`: the secrets it no longer needs.
-_DROP_SECRETS = "code_sealed = NULL, notification_token_sealed = NULL"
+# What goes with a row that leaves `pending` (and again when it leaves `resolved_ok`): the
+# secrets it no longer needs, and the key a repeated request would find it by.
+_DROP_SECRETS = "code_sealed = NULL, notification_token_sealed = NULL, dedupe_key = NULL"
 
-# Every query below is answered from an index (tests/test_deferral_store.py checks the plans).
+# Every query below is answered from an index (tests/test_deferral_store.py and
+# tests/test_dtr_dedupe.py check the plans).
 SELECT_BY_CODE = f"SELECT {_COLUMNS} FROM deferrals WHERE code_hash = ?"
 SELECT_PENDING_OF_TASK = f"SELECT {_COLUMNS} FROM deferrals WHERE task_id = ? AND status = ?"
 SELECT_LIVE_OF_TASK = "SELECT 1 FROM deferrals WHERE task_id = ? AND status IN (?, ?) LIMIT 1"
@@ -55,6 +61,16 @@ SELECT_DUE = (
     "SELECT code_hash, task_id FROM deferrals WHERE status IN (?, ?) AND expires_at <= ? LIMIT ?"
 )
 DELETE_OLD = "DELETE FROM deferrals WHERE status IN (?, ?, ?, ?) AND expires_at < ?"
+# A pending deferral of this request (dedupe key, status, least end, client): the one that
+# lives longest, should two identical requests have raced past each other.
+SELECT_PENDING_BY_KEY = (
+    f"SELECT {_COLUMNS} FROM deferrals WHERE dedupe_key = ? AND status = ? "
+    "AND expires_at >= ? AND client_id = ? ORDER BY expires_at DESC LIMIT 1"
+)
+# Added after the table's first version: created when missing (`_upgrade`).
+_DEDUPE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS deferrals_dedupe ON deferrals (dedupe_key, status, expires_at)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +88,13 @@ class DeferralRecord:
     last_poll_at: float | None = None
     slow_down_count: int = 0  # consecutive `slow_down` answers
     notification_endpoint: str | None = None
-    code_sealed: bytes | None = None  # only while a ping may still carry the code
+    code_sealed: bytes | None = None  # only while a ping or a repeat may still carry it
     notification_token_sealed: bytes | None = None
     resolution_json: str | None = None  # {"approved_until": ..., "approvals": [...]}
     resolved_at: float | None = None
+    # Keyed hash of the request (client, DPoP key, principal, details, scope, resource), so
+    # that the same request again gets this deferral's code; only while `pending`.
+    dedupe_key: str | None = None
 
     @property
     def snapshot(self) -> dict[str, Any]:
@@ -104,17 +123,22 @@ class DeferralTables(SQLiteBase):
             required_gap REAL NOT NULL, last_poll_at REAL,
             slow_down_count INTEGER NOT NULL DEFAULT 0, notification_endpoint TEXT,
             code_sealed BLOB, notification_token_sealed BLOB, resolution_json TEXT,
-            resolved_at REAL)""",
+            resolved_at REAL, dedupe_key TEXT)""",
         "CREATE INDEX IF NOT EXISTS deferrals_task ON deferrals (task_id, status)",
         "CREATE INDEX IF NOT EXISTS deferrals_due ON deferrals (status, expires_at)",
     ]
+
+    def _open(self) -> None:
+        super()._open()
+        with transaction(self.db):  # BEGIN IMMEDIATE: one process upgrades, the others see it
+            _upgrade(self.db)
 
     async def deferral_create(self, record: DeferralRecord) -> None:
         def work() -> None:
             with transaction(self.db):
                 self.db.execute(
                     f"INSERT INTO deferrals ({_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     astuple(record),  # the fields are declared in column order
                 )
 
@@ -122,6 +146,20 @@ class DeferralTables(SQLiteBase):
 
     async def deferral_find(self, code_hash: str) -> DeferralRecord | None:
         return await self._run(lambda: self._find(self.db, code_hash))
+
+    async def deferral_find_pending(
+        self, client_id: str, dedupe_key: str, not_before: float
+    ) -> DeferralRecord | None:
+        """The pending deferral of `client_id` filed for the request with `dedupe_key` that
+        ends at `not_before` or later (the longest-lived one), if any."""
+
+        def work() -> DeferralRecord | None:
+            row = self.db.execute(
+                SELECT_PENDING_BY_KEY, (dedupe_key, PENDING, not_before, client_id)
+            ).fetchone()
+            return None if row is None else DeferralRecord(*row)
+
+        return await self._run(work)
 
     async def deferral_poll(
         self, code_hash: str, step: Callable[[DeferralRecord], tuple[DeferralRecord, _T]]
@@ -277,3 +315,11 @@ class DeferralTables(SQLiteBase):
             return None
         still = self.db.execute(SELECT_LIVE_OF_TASK, (task_id, *LIVE)).fetchone()
         return None if still is not None else task_id
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Bring a deferral table made by an earlier version up to this one (idempotent)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(deferrals)")}
+    if "dedupe_key" not in columns:
+        db.execute("ALTER TABLE deferrals ADD COLUMN dedupe_key TEXT")
+    db.execute(_DEDUPE_INDEX)
