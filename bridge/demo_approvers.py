@@ -20,9 +20,9 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from .settings import Settings, TrustedIssuerSettings
+from .settings import DEMO_APPROVER_ISSUER, Settings, TrustedIssuerSettings
 
-DEMO_ISSUER = "urn:authzen-bridge:demo-approvers"
+DEMO_ISSUER = DEMO_APPROVER_ISSUER
 
 
 def demo_key(path: Path) -> ECKey:

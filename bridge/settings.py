@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_val
 from .problems import Problem, ProblemsError
 
 DEFAULT_CONFIG = Path("bridge.toml")
+# The local demo's approver issuer (see `access_requests.demo_approver_key_file`).
+DEMO_APPROVER_ISSUER = "urn:authzen-bridge:demo-approvers"
 
 
 class _Section(BaseModel):
@@ -334,6 +336,20 @@ class Settings(_Section):
 
     # Where relative store paths are resolved from: the folder of the config file.
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _approver_issuer_is_trusted(self) -> Settings:
+        # Otherwise every approver would meet a 401 with nothing in the logs to say why.
+        issuer = self.access_requests.approver_issuer
+        trusted = {i.issuer for i in self.oauth.trusted_issuers}
+        if self.access_requests.demo_approver_key_file is not None:
+            trusted.add(DEMO_APPROVER_ISSUER)
+        if issuer is not None and issuer not in trusted:
+            raise ValueError(
+                f"access_requests.approver_issuer {issuer!r} is not one of "
+                "oauth.trusted_issuers"
+            )
+        return self
 
     def store_path(self, name: str) -> Path:
         return self.resolve(self.stores[name].path)
