@@ -115,7 +115,6 @@ def create_app(
         shared.keys,
         {endpoints[name].pdp_id: engine for name, engine in engines.items()},
         shared.issuers,
-        shared.http,
     )
     pdps: dict[str, PDP] = {
         name: ars.decision_point(engine, endpoints[name].pdp_id) for name, engine in engines.items()

@@ -346,8 +346,7 @@ class Settings(_Section):
             trusted.add(DEMO_APPROVER_ISSUER)
         if issuer is not None and issuer not in trusted:
             raise ValueError(
-                f"access_requests.approver_issuer {issuer!r} is not one of "
-                "oauth.trusted_issuers"
+                f"access_requests.approver_issuer {issuer!r} is not one of oauth.trusted_issuers"
             )
         return self
 

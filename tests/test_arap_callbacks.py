@@ -141,6 +141,10 @@ async def test_only_the_events_asked_for_are_sent(tmp_path: Path) -> None:
         assert [kind for kind, _ in await h.outbox()] == ["task_terminal"]
 
 
+async def loopback(host: str, port: int) -> list[str]:
+    return ["127.0.0.1"]
+
+
 async def test_private_targets_are_refused_at_delivery(
     tmp_path: Path, receiver: tuple[ServerThread, Receiver]
 ) -> None:
@@ -149,12 +153,32 @@ async def test_private_targets_are_refused_at_delivery(
         await approved_with_callback(h, server.url + "/ok")
         [row] = await callback_rows(h)
         strict = CallbackSender(
-            h.store, h.keys, BRIDGE, h.ars.urls, h.http, allow_private=False, clock=h.clock
+            h.store, h.keys, BRIDGE, h.ars.urls, allow_private=False, clock=h.clock
         )
         before = len(handler.calls)
         assert isinstance(await strict(row), GiveUp)
         assert len(handler.calls) == before
-        assert isinstance(await callbacks._resolves_publicly("https://localhost:8443/cb"), GiveUp)
+        # Given up, not sent: nothing listens there, so an attempt would have been retried.
+        h.clock.advance(1)
+        await approved_with_callback(h, "https://localhost:8443/cb")
+        [row] = await callback_rows(h)
+        assert isinstance(await strict(row), GiveUp)
+        # A name that passes the URL check but resolves to loopback is refused at delivery.
+        h.clock.advance(1)
+        await approved_with_callback(h, "https://pep.test:8443/cb")
+        [row] = await callback_rows(h)
+        resolving = CallbackSender(
+            h.store,
+            h.keys,
+            BRIDGE,
+            h.ars.urls,
+            allow_private=False,
+            clock=h.clock,
+            resolver=loopback,
+        )
+        outcome = await resolving(row)
+        assert isinstance(outcome, GiveUp)
+        assert "not a public address" in outcome.reason
 
 
 async def test_the_outbox_worker_delivers(

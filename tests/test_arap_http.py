@@ -58,7 +58,7 @@ def build_app(tmp_path: Path, auth: PEPAuthSettings) -> Starlette:
     http = httpx.AsyncClient()
     issuers = TrustedIssuers(settings.oauth.trusted_issuers, settings.issuer, http)
     endpoints = StoreEndpoints("default", BRIDGE)
-    ars = AccessRequests(settings, store, keys, {endpoints.pdp_id: cedar}, issuers, http)
+    ars = AccessRequests(settings, store, keys, {endpoints.pdp_id: cedar}, issuers)
     pdp = ars.decision_point(cedar, endpoints.pdp_id)
     api = StoreAPI(endpoints, pdp, PEPAuthenticator(auth, BRIDGE), settings.limits)
 

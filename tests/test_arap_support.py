@@ -181,7 +181,7 @@ async def harness(tmp_path: Path, **access_requests: Any) -> AsyncIterator[Harne
     clock = FakeClock()
     http = httpx.AsyncClient(timeout=5.0)
     issuers = TrustedIssuers(settings.oauth.trusted_issuers, settings.issuer, http)
-    ars = AccessRequests(settings, store, keys, {PDP_ID: cedar}, issuers, http, clock=clock)
+    ars = AccessRequests(settings, store, keys, {PDP_ID: cedar}, issuers, clock=clock)
     pdp = ars.decision_point(cedar, PDP_ID)
     try:
         yield Harness(store, keys, cedar, ars, pdp, clock, http)

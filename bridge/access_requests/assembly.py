@@ -1,6 +1,6 @@
 """Everything `app.py` needs from the access request service, built from settings.
 
-    ars = AccessRequests(settings, store, oauth.keys, deciders, issuers, http)
+    ars = AccessRequests(settings, store, oauth.keys, deciders, issuers)
     pdp = ars.decision_point(cedar_pdp, endpoints.pdp_id)     # per embedded store
     routes += ars.routes(settings.stores["default"].auth)
     handlers = ars.outbox_handlers()                          # {"arap_callback": ...}
@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-import httpx
 from starlette.routing import Route
 
 from ..authzen.pdp import PDP
@@ -45,7 +44,6 @@ class AccessRequests:
         keys: SigningKeys,
         deciders: Mapping[str, PDP],
         issuers: TrustedIssuers,
-        http: httpx.AsyncClient,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -78,7 +76,6 @@ class AccessRequests:
             keys,
             settings.issuer,
             self.urls,
-            http,
             allow_private=options.allow_private_callbacks,
             clock=clock,
         )

@@ -13,15 +13,16 @@ bytes), so the receiver can check who sent it, that it was meant for it, and tha
 the one signed. No shared secret has to be handed out.
 
 Targets: `https` only, and never loopback, private, link-local or otherwise non-public
-addresses (checked on the URL and again on the resolved addresses before each attempt),
-unless `access_requests.allow_private_callbacks` is on (local testing; then `http` is
-allowed too). Redirects are not followed. 2xx is delivered; a network error, 408, 429 and
-5xx are retried with the outbox's backoff; any other answer gives up.
+addresses, unless `access_requests.allow_private_callbacks` is on (local testing; then `http`
+is allowed too, and delivered to loopback addresses only). `allowed_target` checks the URL
+when it is registered; each attempt goes through `bridge.outbound`, which resolves the host,
+checks every address, connects to a checked one and follows no redirects. 2xx is delivered;
+a network error, 408, 429 and 5xx are retried with the outbox's backoff; any other answer
+(or a refused target) gives up.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import ipaddress
@@ -36,6 +37,7 @@ import httpx
 from joserfc import jws
 
 from ..oauth.keys import SigningKeys
+from ..outbound import OutboundPoster, Resolver, TargetRefused, system_resolver
 from ..outbox import Delivered, GiveUp, Outcome, Retry
 from ..store.sqlite_outbox import OutboxRow
 from ..store.sqlite_tasks import TaskRecord
@@ -112,18 +114,18 @@ class CallbackSender:
         keys: SigningKeys,
         issuer: str,
         urls: TaskURLs,
-        http: httpx.AsyncClient,
         *,
         allow_private: bool,
         clock: Callable[[], float] = time.time,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self._tasks = tasks
         self._keys = keys
         self._issuer = issuer
         self._urls = urls
-        self._http = http
         self._allow_private = allow_private
         self._clock = clock
+        self._poster = OutboundPoster(allow_private=allow_private, resolver=resolver)
 
     async def __call__(self, row: OutboxRow) -> Outcome:
         try:
@@ -136,10 +138,6 @@ class CallbackSender:
         endpoint = task.callback["endpoint"]
         if not allowed_target(endpoint, self._allow_private):
             return GiveUp("callback target not allowed")
-        if not self._allow_private:
-            refusal = await _resolves_publicly(endpoint)
-            if refusal is not None:
-                return refusal
         body = {**TaskView(task).to_json(self._urls)}
         if "state" in task.callback:
             body = {"state": task.callback["state"], **body}
@@ -147,16 +145,18 @@ class CallbackSender:
         token = await self._token(endpoint, task.id, data)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         try:
-            response = await self._http.post(
-                endpoint, content=data, headers=headers, follow_redirects=False
-            )
-        except httpx.HTTPError as exc:
+            status = await self._poster.post(endpoint, headers, data)
+        except TargetRefused as exc:
+            return GiveUp(f"callback target refused: {exc}")
+        except (httpx.HTTPError, TimeoutError) as exc:  # TimeoutError before its base OSError
             return Retry(f"callback failed: {type(exc).__name__}")
-        if 200 <= response.status_code < 300:
+        except OSError as exc:
+            return Retry(f"callback host not resolved: {exc}")
+        if 200 <= status < 300:
             return Delivered()
-        if response.status_code >= 500 or response.status_code in _RETRIED:
-            return Retry(f"callback answered {response.status_code}")
-        return GiveUp(f"callback answered {response.status_code}")
+        if status >= 500 or status in _RETRIED:
+            return Retry(f"callback answered {status}")
+        return GiveUp(f"callback answered {status}")
 
     async def _token(self, endpoint: str, task_id: str, body: bytes) -> str:
         signing = await self._keys.active()
@@ -174,19 +174,3 @@ class CallbackSender:
         header = {"typ": TYP, "alg": signing.alg, "kid": signing.kid}
         payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
         return jws.serialize_compact(header, payload, signing.key, algorithms=[signing.alg])
-
-
-async def _resolves_publicly(url: str) -> Outcome | None:
-    """None when every address of the URL's host is public; otherwise why not to send."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
-    except OSError as exc:
-        return Retry(f"callback host not resolved: {exc}")
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global:
-            return GiveUp("callback host resolves to a non-public address")
-    return None

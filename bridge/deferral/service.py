@@ -28,13 +28,14 @@ from ..oauth.errors import (
     InvalidRequest,
     SlowDown,
 )
+from ..outbound import Resolver, system_resolver
 from ..outbox import Outcome
 from ..settings import DeferralSettings
 from ..store.sqlite_deferrals import PENDING, DeferralRecord, PingBuilder
 from ..store.sqlite_outbox import OutboxRow
 from .codes import MAX_CODE_LENGTH, DeferralKeys, SealError, new_code
 from .models import DeferralExpired, DeferralStore, PollResult, Resolution, check_notification_token
-from .ping import PingSender, Resolver, ping_payload, system_resolver
+from .ping import PingSender, ping_payload
 from .throttle import PollRules, Verdict, poll_step
 
 log = logging.getLogger("bridge.deferral")
