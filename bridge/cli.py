@@ -16,6 +16,7 @@ from .oauth.clients import ClientRegistry
 from .policy import cli as policy_cli
 from .problems import Problem
 from .rar import ProfileLoadError, load_profiles
+from .request_id import RequestIdLogFilter
 from .settings import (
     DEFAULT_CONFIG,
     STORE_NAME_PATTERN,
@@ -96,7 +97,15 @@ def _settings(args: argparse.Namespace) -> Settings | None:
                 file=sys.stderr,
             )
             return None
-        settings.stores[name] = StoreSettings(path=Path(folder).resolve())
+        # Replacing a configured store changes its folder only: its `auth` and other options
+        # stay, so a store that needs PEP authentication is never opened up by accident.
+        known = settings.stores.get(name)
+        path = Path(folder).resolve()
+        settings.stores[name] = (
+            known.model_copy(update={"path": path})
+            if known is not None
+            else StoreSettings(path=path)
+        )
     return settings
 
 
@@ -153,8 +162,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     logging.basicConfig(
         level=settings.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdLogFilter())
+    # httpx logs every outgoing request at INFO: pings, callbacks and PDP calls are logged
+    # by the bridge where they matter, without the full URLs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     problems, _ = _load_everything(settings)
     if problems:
         for problem in problems:

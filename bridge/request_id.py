@@ -6,6 +6,7 @@ call, a log line) reads it without it having to be passed through every signatur
 
 from __future__ import annotations
 
+import logging
 import secrets
 from contextvars import ContextVar
 
@@ -20,3 +21,12 @@ def current_request_id() -> str | None:
 def new_request_id() -> str:
     """A fresh id: 32 random lowercase hex digits."""
     return secrets.token_hex(16)
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Adds `request_id` to every log record ("-" outside a request), so a log line can be
+    matched with the `X-Request-ID` a caller saw."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get() or "-"
+        return True
