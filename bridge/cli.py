@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import demo_approvers
@@ -15,7 +16,7 @@ from .oauth import clients_cli, keys_cli
 from .oauth.clients import ClientRegistry
 from .policy import cli as policy_cli
 from .problems import Problem
-from .rar import ProfileLoadError, load_profiles
+from .rar import ProfileLoadError, ProfileSet, load_profiles
 from .request_id import RequestIdLogFilter
 from .settings import (
     DEFAULT_CONFIG,
@@ -110,7 +111,8 @@ def _settings(args: argparse.Namespace) -> Settings | None:
 
 
 def _check(settings: Settings) -> int:
-    problems, stores = _load_everything(settings)
+    loaded = _load_everything(settings)
+    problems, stores = loaded.problems, loaded.stores
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -122,8 +124,16 @@ def _check(settings: Settings) -> int:
     return 0
 
 
-def _load_everything(settings: Settings) -> tuple[list[Problem], dict[str, PolicyStore]]:
-    """Every problem of the stores, the profiles and the client registry, at once."""
+@dataclass
+class _Loaded:
+    problems: list[Problem]
+    stores: dict[str, PolicyStore]
+    profiles: ProfileSet | None
+
+
+def _load_everything(settings: Settings) -> _Loaded:
+    """Every problem of the stores, the profiles and the client registry, at once (and what
+    loaded, so that `serve` does not parse it all a second time)."""
     from .app import load_stores
 
     problems: list[Problem] = []
@@ -152,7 +162,7 @@ def _load_everything(settings: Settings) -> tuple[list[Problem], dict[str, Polic
                             f"{rar_type!r}, which no profile defines"
                         )
                         problems.append(Problem(str(clients_file), None, message))
-    return problems, stores
+    return _Loaded(problems, stores, profiles)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -169,12 +179,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # httpx logs every outgoing request at INFO: pings, callbacks and PDP calls are logged
     # by the bridge where they matter, without the full URLs.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    problems, _ = _load_everything(settings)
+    loaded = _load_everything(settings)
+    problems = loaded.problems
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
         return 1
-    app = create_app(settings)
+    app = create_app(settings, loaded.stores, loaded.profiles)
     uvicorn.run(
         app,
         host=args.host or settings.server.host,

@@ -18,24 +18,12 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from bridge.oauth.client_auth import FAILED, JWT_BEARER_ASSERTION, ClientAuthenticator
 from bridge.oauth.clients import ClientRegistry, ClientSettings, hash_secret
 from bridge.oauth.errors import InvalidClient, InvalidRequest, OAuthError
+from tests.memory_replay import MemoryReplay
 
 ISSUER = "https://bridge.example"
 TOKEN_ENDPOINT = "https://bridge.example/token"
 SPECIAL_ID = "agent:1+%/&="
 SPECIAL_SECRET = "p@ss:w rd+&=%é"
-
-
-class MemoryReplay:
-    """The `ReplayCache` protocol in a dict."""
-
-    def __init__(self) -> None:
-        self.seen: dict[tuple[str, str], float] = {}
-
-    async def use_once(self, namespace: str, value: str, expires_at: float) -> bool:
-        if self.seen.get((namespace, value), 0) > time.time():
-            return False
-        self.seen[(namespace, value)] = expires_at
-        return True
 
 
 EC_KEY = ECKey.generate_key("P-256", parameters={"kid": "ec-1"})

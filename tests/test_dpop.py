@@ -18,22 +18,10 @@ from joserfc.jws import JWSRegistry
 from bridge.oauth.dpop import DPoPVerifier
 from bridge.oauth.errors import InvalidDPoPProof, UseDPoPNonce
 from bridge.settings import DPoPSettings
+from tests.memory_replay import MemoryReplay
 
 URL = "https://bridge.example/token"
 ACCESS_TOKEN = "eyJhbGciOiJFUzI1NiJ9.e30.sig"
-
-
-class MemoryReplay:
-    """The `ReplayCache` protocol in a dict."""
-
-    def __init__(self) -> None:
-        self.seen: dict[tuple[str, str], float] = {}
-
-    async def use_once(self, namespace: str, value: str, expires_at: float) -> bool:
-        if self.seen.get((namespace, value), 0) > time.time():
-            return False
-        self.seen[(namespace, value)] = expires_at
-        return True
 
 
 KEY_MAKERS: dict[str, tuple[Callable[[], Key], str]] = {

@@ -38,9 +38,9 @@ from .errors import (
     UnsupportedGrantType,
 )
 from .form import Form, read_form
-from .grants.base import Grant, Principal, TokenRequest
+from .grants.base import Grant, TokenRequest
 from .issuance import Issuer
-from .requested_access import RequestedAccess, read_requested_access
+from .requested_access import read_requested_access
 
 log = logging.getLogger("bridge.oauth.token")
 
@@ -193,6 +193,3 @@ def _refusal(planned: list[PlannedEvaluation], decisions: list[Decision]) -> OAu
     if item.source == "scope":
         return InvalidScope(description)
     return InvalidAuthorizationDetails(description)
-
-
-__all__ = ["Principal", "RequestedAccess", "TokenEndpoint", "TokenEndpointConfig"]
