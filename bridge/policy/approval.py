@@ -68,7 +68,7 @@ def _why_not(store: PolicyStore, determining: Sequence[str]) -> str:
         return "no forbid policy decided: nothing permits the request"
     templates: set[str] = set()
     for policy_id in determining:
-        record = store.by_id.get(policy_id)
+        record = store.policy(policy_id)
         template = record.annotations.get(APPROVAL) if record is not None else None
         if record is None or record.effect != "forbid" or not template:
             return f"policy {policy_id!r} has no @approval"

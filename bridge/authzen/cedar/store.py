@@ -46,14 +46,14 @@ class PolicyStore:
     policy_set: cedarpy.PolicySet
 
     def policy(self, policy_id: str) -> PolicyRecord | None:
-        return next((p for p in self.policies if p.policy_id == policy_id), None)
+        return self.by_id.get(policy_id)
 
     def approval_template(self, determining: list[str]) -> str | None:
         """The template a denial can be requested with: when every policy that determined
         it is a `forbid` carrying the same `@approval("<template>")`; else None."""
         templates = set()
         for policy_id in determining:
-            policy = self.by_id.get(policy_id)
+            policy = self.policy(policy_id)
             if policy is None or policy.effect != "forbid":
                 return None
             template = policy.annotations.get(APPROVAL_ANNOTATION)
