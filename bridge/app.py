@@ -39,8 +39,8 @@ from .outbox import Delivered, Handler, OutboxWorker, Outcome
 from .rar import ProfileSet, load_profiles
 from .settings import PEPAuthSettings, Settings
 from .shared import Shared
-from .store.sqlite_deferrals import PING_KIND
-from .store.sqlite_outbox import OutboxRow
+from .store.contract import OutboxRow
+from .store.contract.deferrals import PING_KIND
 
 log = logging.getLogger("bridge")
 

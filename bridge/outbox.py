@@ -14,9 +14,8 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
-from .store.sqlite_outbox import OutboxRow
+from .store.contract import OutboxRow, OutboxStore
 
 log = logging.getLogger("bridge.outbox")
 
@@ -38,18 +37,6 @@ class GiveUp:
 
 Outcome = Delivered | Retry | GiveUp
 Handler = Callable[[OutboxRow], Awaitable[Outcome]]
-
-
-class OutboxStore(Protocol):
-    async def claim_outbox(
-        self, now: float, limit: int, lease_seconds: float
-    ) -> list[OutboxRow]: ...
-
-    async def outbox_done(self, row_id: int) -> None: ...
-
-    async def outbox_retry(self, row_id: int, next_attempt_at: float, error: str) -> None: ...
-
-    async def outbox_failed(self, row_id: int, error: str) -> None: ...
 
 
 @dataclass(frozen=True)

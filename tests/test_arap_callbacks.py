@@ -22,7 +22,7 @@ from bridge.access_requests import callbacks
 from bridge.access_requests.callbacks import CallbackSender, allowed_target, check_callback
 from bridge.access_requests.problems import BadRequest
 from bridge.outbox import Delivered, GiveUp, OutboxWorker, Retry
-from bridge.store.sqlite_outbox import OutboxRow
+from bridge.store.contract import OutboxRow
 from tests.conftest import ServerThread, free_port
 from tests.test_arap_submission import PEP
 from tests.test_arap_support import BRIDGE, MARIA, Harness, harness, secret_doc

@@ -33,7 +33,6 @@ from bridge.oauth.keys import SigningKeys
 from bridge.oauth.trusted_issuers import TrustedIssuers
 from bridge.settings import Settings
 from bridge.store.sqlite import SQLiteStore
-from bridge.store.sqlite_tasks import TaskTables
 
 BRIDGE = "https://bridge.test"
 PDP_ID = BRIDGE  # the default store's policy_decision_point
@@ -88,8 +87,7 @@ BOB = Approver(IDP, "user", "bob")
 T0 = float(int(time.time()))
 
 
-class ArapStore(SQLiteStore, TaskTables):
-    """The bridge's SQLite store with the access request tables mixed in."""
+ArapStore = SQLiteStore
 
 
 class FakeClock:

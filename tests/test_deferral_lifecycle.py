@@ -13,7 +13,7 @@ import pytest
 
 from bridge.deferral import DeferralService, Resolution
 from bridge.oauth.errors import AccessDenied, InvalidDPoPProof, InvalidGrant, OAuthError
-from bridge.store.sqlite_deferrals import CANCELLED, DENIED, EXPIRED, PENDING, RESOLVED_OK
+from bridge.store.contract.deferrals import CANCELLED, DENIED, EXPIRED, PENDING, RESOLVED_OK
 from tests.test_deferral_support import (
     KEK,
     SNAPSHOT,

@@ -17,7 +17,7 @@ import pytest
 from bridge.deferral import DeferralService
 from bridge.deferral.ping import TargetRefused, check_target
 from bridge.outbox import OutboxWorker, RetryPolicy
-from bridge.store.sqlite_deferrals import PING_KIND
+from bridge.store.contract.deferrals import PING_KIND
 from tests.conftest import free_port
 from tests.test_deferral_support import (
     KEK,

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.deferral import DeferralKeys, DeferralService
 from bridge.deferral.codes import SealError
-from bridge.store import sqlite_deferrals as table
+from bridge.store.sqlite import deferrals as table
 from tests.test_deferral_support import (
     KEK,
     SNAPSHOT,

@@ -23,8 +23,7 @@ from cryptography.x509.oid import NameOID
 from bridge.deferral import DeferralService, PollResult, Resolution
 from bridge.oauth.clients import Client, hash_secret
 from bridge.settings import DeferralSettings
-from bridge.store.sqlite_deferrals import DeferralTables
-from bridge.store.sqlite_outbox import OutboxTables
+from bridge.store.sqlite import SQLiteStore
 
 KEK = bytes(range(32))
 T0 = 1_900_000_000.0
@@ -34,8 +33,7 @@ SNAPSHOT: dict[str, Any] = {
 }
 
 
-class DeferralStore(OutboxTables, DeferralTables):
-    """The outbox and deferral table groups over one SQLite file."""
+DeferralStore = SQLiteStore
 
 
 class FakeClock:

@@ -23,7 +23,7 @@ import pytest
 
 from bridge.deferral import DeferralService
 from bridge.oauth.deferred import request_identity
-from bridge.store import sqlite_deferrals as table
+from bridge.store.sqlite import deferrals as table
 from tests.dtr_fixtures import (
     PING_AGENT,
     Deferral,

@@ -36,8 +36,8 @@ from bridge.authzen.models import EvaluationRequest
 from bridge.authzen.remote import RemotePDP
 from bridge.demo_approvers import mint
 from bridge.settings import RemotePDPSettings, Settings, load_settings
+from bridge.store.contract.remote_access_requests import RemoteTaskRecord
 from bridge.store.sqlite import SQLiteStore
-from bridge.store.sqlite_remote_tasks import RemoteTaskRecord, RemoteTaskTables
 from tests.conftest import POLICIES, bridge_process, free_port
 
 KEY = "remote-pep-key"
@@ -49,8 +49,7 @@ PAYMENT = (
 )
 
 
-class Store(SQLiteStore, RemoteTaskTables):
-    """The bridge's store with the remote task tables mixed in, as app wiring would."""
+Store = SQLiteStore
 
 
 class Clock:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from ..authzen.models import EvaluationRequest, EvaluationsSemantic
 from ..authzen.pdp import PDP
-from ..store.sqlite_tasks import TaskRecord
+from ..store.contract import TaskRecord
 from .tasks import PENDING
 
 log = logging.getLogger("bridge.access_requests")

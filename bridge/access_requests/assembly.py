@@ -24,11 +24,11 @@ from ..oauth.metadata import JWKS_PATH
 from ..oauth.trusted_issuers import TrustedIssuers
 from ..outbox import Handler
 from ..settings import PEPAuthSettings, Settings
+from ..store.contract import TaskStore
 from .auth import ApproverAuthenticator, RequesterAuthenticator
 from .binding_token import BindingTokens
 from .callbacks import KIND as CALLBACK_KIND
 from .callbacks import CallbackSender
-from .lifecycle import TaskStore
 from .metadata import with_access_requests
 from .pdp import ARAPDecisionPoint
 from .routes import API_PATH, access_request_routes

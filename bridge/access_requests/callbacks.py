@@ -39,8 +39,7 @@ from joserfc import jws
 from ..oauth.keys import SigningKeys
 from ..outbound import OutboundPoster, Resolver, TargetRefused, system_resolver
 from ..outbox import Delivered, GiveUp, Outcome, Retry
-from ..store.sqlite_outbox import OutboxRow
-from ..store.sqlite_tasks import TaskRecord
+from ..store.contract import OutboxRow, TaskRecord
 from .problems import BadRequest
 from .tasks import TaskURLs, TaskView
 

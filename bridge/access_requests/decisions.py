@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..settings import AccessRequestSettings
-from ..store.sqlite_tasks import ApprovalRecord, TaskRecord
+from ..store.contract import ApprovalRecord, TaskRecord
 from .approvers import Approver
 from .binding import binding_hash, bound_context, bound_subject
 from .problems import BadRequest, InvalidTaskState

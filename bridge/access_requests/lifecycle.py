@@ -13,15 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable
 
-from ..store.sqlite_tasks import (
-    ApprovalRecord,
-    IdempotencyRecord,
-    TaskChange,
-    TaskRecord,
-)
+from ..store.contract import ApprovalRecord, TaskChange, TaskRecord, TaskStore
 from . import callbacks
 from .problems import InvalidTaskState, TaskExpired, UnknownTask
 from .tasks import EXPIRED, PENDING, TaskView, aggregate
@@ -37,33 +31,6 @@ _SWEEP_BATCHES = 50  # a sweep ends even if some task keeps refusing to expire
 
 Item = dict[str, object]
 Compute = Callable[[TaskRecord, float], Awaitable[tuple[list[Item], list[ApprovalRecord]]]]
-
-
-class TaskStore(Protocol):
-    async def task_insert(
-        self,
-        task: TaskRecord,
-        idempotency: IdempotencyRecord | None,
-        binding_jtis: Sequence[tuple[str, float]],
-    ) -> tuple[TaskRecord, bool]: ...
-
-    async def idempotency_find(
-        self, requester: str, key: str, now: float
-    ) -> IdempotencyRecord | None: ...
-
-    async def task_get(self, task_id: str) -> TaskRecord | None: ...
-
-    async def task_update(self, change: TaskChange) -> bool: ...
-
-    async def tasks_pending(self, limit: int) -> list[TaskRecord]: ...
-
-    async def tasks_past_expiry(self, now: float, limit: int) -> list[TaskRecord]: ...
-
-    async def approvals_get(self, ids: Sequence[str]) -> dict[str, ApprovalRecord]: ...
-
-    async def approval_revoke(self, approval_id: str, now: float) -> bool: ...
-
-    async def tasks_purge(self, now: float, keep_seconds: float) -> None: ...
 
 
 class TaskLifecycle:

@@ -33,7 +33,7 @@ from ..authzen.models import (
     SubjectSearchRequest,
 )
 from ..authzen.pdp import PDP
-from ..store.sqlite_tasks import ApprovalRecord
+from ..store.contract import ApprovalRecord
 from .binding import CanonicalizationError, relevant_members, request_binding_hash
 from .binding_token import BindingTokens
 from .times import rfc3339

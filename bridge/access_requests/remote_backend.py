@@ -37,12 +37,12 @@ from ..authzen.models import JSONObject
 from ..jwks import JWKSError
 from ..oauth.access_request_backend import FiledRequest, RequestOutcome
 from ..settings import RemotePDPSettings
-from ..store.sqlite_remote_tasks import (
+from ..store.contract.remote_access_requests import (
     PENDING,
     SUBMIT_FAILED,
     SUBMITTING,
     RemoteTaskRecord,
-    RemoteTaskTables,
+    RemoteTaskStore,
 )
 from .lifecycle import TASK_TERMINAL
 from .problems import AccessRequestProblem, BadRequest, Unauthorized, status_problem
@@ -87,7 +87,7 @@ class MetadataSource(Protocol):
 class RemoteAccessRequests:
     def __init__(
         self,
-        store: RemoteTaskTables,
+        store: RemoteTaskStore,
         pdp: MetadataSource,
         settings: RemotePDPSettings,
         http: httpx.AsyncClient,

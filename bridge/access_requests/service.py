@@ -19,17 +19,18 @@ from typing import Any
 from ..authzen.models import EvaluationRequest, JSONObject
 from ..authzen.pdp import PDP
 from ..settings import AccessRequestSettings
-from ..store.sqlite_tasks import (
+from ..store.contract import (
     BindingReused,
     IdempotencyConflict,
     IdempotencyRecord,
     TaskRecord,
+    TaskStore,
 )
 from .approvers import Approver, ApproverPolicy, pending_templates
 from .binding import CanonicalizationError, digest, entity_json
 from .binding_token import BindingTokens
 from .decisions import DecisionInput, decide_items
-from .lifecycle import RETENTION_SECONDS, TaskLifecycle, TaskStore
+from .lifecycle import RETENTION_SECONDS, TaskLifecycle
 from .problems import BadRequest, DuplicateRequest, Forbidden, InvalidDenialBinding, NotRequestable
 from .submission import parse_submission
 from .tasks import CANCELLED, PENDING, TaskURLs, TaskView, approver_json

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..store.sqlite_tasks import TaskRecord
+from ..store.contract import TaskRecord
 from .times import rfc3339
 
 PENDING = "pending"

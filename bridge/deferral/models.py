@@ -1,17 +1,14 @@
-"""What the deferral part exchanges with the token endpoint, the access-request side and its
-store: resolutions, the result of a poll that may be redeemed, and the store interface."""
+"""What the deferral part exchanges with the token endpoint and the access-request side:
+resolutions, and the result of a poll that may be redeemed."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from ..oauth.errors import ExpiredToken, InvalidRequest
-from ..store.sqlite_deferrals import DeferralRecord, PingBuilder
-
-_T = TypeVar("_T")
+from ..store.contract.deferrals import DeferralRecord, DeferralStore
 
 # The token type URI of a deferral code (revocation `token_type_hint`, metadata).
 DEFERRAL_CODE_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:deferral-code"
@@ -83,39 +80,10 @@ def check_notification_token(value: str | None) -> None:
         )
 
 
-class DeferralStore(Protocol):
-    """What the deferral service needs from a store (SQLite: `DeferralTables`)."""
-
-    async def deferral_create(self, record: DeferralRecord) -> None: ...
-
-    async def deferral_find(self, code_hash: str) -> DeferralRecord | None: ...
-
-    async def deferral_find_pending(
-        self, client_id: str, dedupe_key: str, not_before: float
-    ) -> DeferralRecord | None: ...
-
-    async def deferral_poll(
-        self, code_hash: str, step: Callable[[DeferralRecord], tuple[DeferralRecord, _T]]
-    ) -> tuple[_T, str | None] | None: ...
-
-    async def deferral_resolve(
-        self,
-        code_hash: str,
-        *,
-        ok: bool,
-        resolution: Mapping[str, Any],
-        now: float,
-        ping: PingBuilder,
-    ) -> bool: ...
-
-    async def deferral_redeem(self, code_hash: str, now: float) -> bool: ...
-
-    async def deferral_deny(self, code_hash: str) -> bool: ...
-
-    async def deferral_cancel(self, code_hash: str, now: float) -> tuple[bool, str | None]: ...
-
-    async def deferrals_pending_of_task(self, task_id: str) -> list[DeferralRecord]: ...
-
-    async def deferrals_expire(
-        self, now: float, *, limit: int, purge_before: float
-    ) -> tuple[int, list[str]]: ...
+__all__ = [
+    "DeferralExpired",
+    "DeferralStore",
+    "PollResult",
+    "Resolution",
+    "check_notification_token",
+]

@@ -36,8 +36,8 @@ from ..outbound import (
     system_resolver,
 )
 from ..outbox import Delivered, GiveUp, Outcome, Retry
-from ..store.sqlite_deferrals import DENIED, PING_KIND, RESOLVED_OK, DeferralRecord
-from ..store.sqlite_outbox import OutboxRow
+from ..store.contract import OutboxRow
+from ..store.contract.deferrals import DENIED, PING_KIND, RESOLVED_OK, DeferralRecord
 from .codes import DeferralKeys, SealError
 
 log = logging.getLogger("bridge.deferral.ping")

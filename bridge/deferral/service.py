@@ -31,8 +31,8 @@ from ..oauth.errors import (
 from ..outbound import Resolver, system_resolver
 from ..outbox import Outcome
 from ..settings import DeferralSettings
-from ..store.sqlite_deferrals import PENDING, DeferralRecord, PingBuilder
-from ..store.sqlite_outbox import OutboxRow
+from ..store.contract import OutboxRow
+from ..store.contract.deferrals import PENDING, DeferralRecord, PingBuilder
 from .codes import MAX_CODE_LENGTH, DeferralKeys, SealError, new_code
 from .models import DeferralExpired, DeferralStore, PollResult, Resolution, check_notification_token
 from .ping import PingSender, ping_payload

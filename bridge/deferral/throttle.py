@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from ..store.sqlite_deferrals import (
+from ..store.contract.deferrals import (
     CANCELLED,
     DENIED,
     EXPIRED,

@@ -25,7 +25,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from ..jwks import JWKSError, JWKSource
-from ..store.base import ReplayCache
+from ..store.contract import ReplayCache
 from .clients import Client, hash_secret, verify_secret
 from .errors import InvalidClient, InvalidRequest
 

@@ -29,7 +29,7 @@ from ..deferral.models import DeferralExpired, Resolution, check_notification_to
 from ..deferral.service import DeferralService
 from ..outbox import Delivered, Outcome
 from ..rar.translate import PlannedEvaluation
-from ..store.sqlite_outbox import OutboxRow
+from ..store.contract import OutboxRow
 from .access_request_backend import AccessRequestBackend
 from .clients import Client
 from .dpop import DPoPProof

@@ -30,7 +30,7 @@ from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from ..settings import DPoPSettings
-from ..store.base import ReplayCache
+from ..store.contract import ReplayCache
 from .errors import InvalidDPoPProof, UseDPoPNonce
 
 # RFC 7638 §3.2: the members a thumbprint covers, which are also all a public key needs.

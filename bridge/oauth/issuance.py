@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..settings import Settings
-from ..store.base import RefreshTokenRecord, RefreshTokenStore
+from ..store.contract import RefreshTokenRecord, RefreshTokenStore
 from .access_tokens import mint
 from .clients import Client
 from .dpop import DPoPProof

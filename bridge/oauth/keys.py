@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from ..store.base import SigningKeyRecord, SigningKeyStore
+from ..store.contract import SigningKeyRecord, SigningKeyStore
 
 Key = ECKey | RSAKey | OKPKey
 

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from starlette.requests import Request
 
-from ..store.base import RefreshTokenStore, RevocationStore
+from ..store.contract import RefreshTokenStore, RevocationStore
 from .client_auth import ClientAuthenticator
 from .clients import Client
 from .form import read_form

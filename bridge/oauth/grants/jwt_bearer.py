@@ -7,7 +7,7 @@ the authenticated client. An assertion's `jti` is accepted once.
 
 from __future__ import annotations
 
-from ...store.base import ReplayCache
+from ...store.contract import ReplayCache
 from ..errors import InvalidGrant
 from ..trusted_issuers import TrustedIssuers, UntrustedToken
 from .base import Principal, TokenRequest, subject_with_actor

@@ -11,7 +11,7 @@ import json
 import time
 
 from ...authzen.models import Subject
-from ...store.base import RefreshTokenStore
+from ...store.contract import RefreshTokenStore
 from ..errors import InvalidDPoPProof, InvalidGrant
 from .base import Principal, RefreshContext, TokenRequest
 

@@ -1,21 +1,8 @@
-"""The deferral table: one row per deferral code of a Deferred Token Response (DTR).
+"""The deferral table on SQLite (the records and states: `store.contract.deferrals`).
 
-A row is found by `code_hash` (a keyed hash: the code itself is never stored). The code is
-kept sealed only while a ping or a repeated request may still have to carry it, and the
-client's notification token likewise; both are dropped when the deferral leaves `pending`,
-and so is `dedupe_key` (the keyed hash of the request that lets a repeated request find the
-pending deferral: AROP §3, "idempotent submission"). Every state change is one
-`BEGIN IMMEDIATE` transaction, so a poll, a resolution, a redemption and a cancellation of
-one code never interleave, also across processes sharing the file.
-
-Tables made before `dedupe_key` existed get the column (and its index) when the store opens.
-
-States (shared/specs/dtr.md §11):
-
-    pending ──resolve ok──> resolved_ok ──redeem (compare-and-set)──> redeemed
-       │  └──resolve deny──> denied
-       ├──cancel──> cancelled          (resolved_ok --cancel--> cancelled as well)
-       └──time──> expired              (resolved_ok --time--> expired as well)
+Every state change is one `BEGIN IMMEDIATE` transaction, so a poll, a resolution, a
+redemption and a cancellation of one code never interleave, also across processes sharing
+the file.
 """
 
 from __future__ import annotations
@@ -23,23 +10,24 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 from typing import Any, TypeVar
 
-from .sqlite_base import SQLiteBase, transaction
-from .sqlite_outbox import OutboxTables
-
-PENDING = "pending"
-RESOLVED_OK = "resolved_ok"
-DENIED = "denied"
-CANCELLED = "cancelled"
-REDEEMED = "redeemed"
-EXPIRED = "expired"
-# Deferrals that can still end in a token (or be cancelled); the others are final.
-LIVE = (PENDING, RESOLVED_OK)
-FINAL = (DENIED, CANCELLED, REDEEMED, EXPIRED)
-
-PING_KIND = "deferral_ping"
+from ..contract.deferrals import (
+    CANCELLED,
+    DENIED,
+    EXPIRED,
+    FINAL,
+    LIVE,
+    PENDING,
+    PING_KIND,
+    REDEEMED,
+    RESOLVED_OK,
+    DeferralRecord,
+    PingBuilder,
+)
+from .connection import SQLiteBase, transaction
+from .outbox import OutboxTables
 
 _T = TypeVar("_T")
 
@@ -67,72 +55,9 @@ SELECT_PENDING_BY_KEY = (
     f"SELECT {_COLUMNS} FROM deferrals WHERE dedupe_key = ? AND status = ? "
     "AND expires_at >= ? AND client_id = ? ORDER BY expires_at DESC LIMIT 1"
 )
-# Added after the table's first version: created when missing (`_upgrade`).
-_DEDUPE_INDEX = (
-    "CREATE INDEX IF NOT EXISTS deferrals_dedupe ON deferrals (dedupe_key, status, expires_at)"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class DeferralRecord:
-    code_hash: str  # HMAC-SHA-256 of the code under a server key (hex)
-    client_id: str
-    jkt: str | None  # RFC 7638 thumbprint of the DPoP key the code is bound to
-    snapshot_json: str  # what is needed to finish the original token request (opaque here)
-    task_id: str | None  # the ARAP access request that decides it
-    status: str
-    created_at: float
-    expires_at: float
-    interval: int  # seconds, as sent in the deferred response
-    required_gap: float  # the least gap between polls accepted now (interval + slow_downs)
-    last_poll_at: float | None = None
-    slow_down_count: int = 0  # consecutive `slow_down` answers
-    notification_endpoint: str | None = None
-    code_sealed: bytes | None = None  # only while a ping or a repeat may still carry it
-    notification_token_sealed: bytes | None = None
-    resolution_json: str | None = None  # {"approved_until": ..., "approvals": [...]}
-    resolved_at: float | None = None
-    # Keyed hash of the request (client, DPoP key, principal, details, scope, resource), so
-    # that the same request again gets this deferral's code; only while `pending`.
-    dedupe_key: str | None = None
-
-    @property
-    def snapshot(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.snapshot_json)
-        return data
-
-    @property
-    def resolution(self) -> dict[str, Any] | None:
-        if self.resolution_json is None:
-            return None
-        data: dict[str, Any] = json.loads(self.resolution_json)
-        return data
-
-
-# Builds the sealed ping payload (and its `not_before`) from a row about to be resolved; None
-# when no ping is due. Runs inside the resolving transaction.
-PingBuilder = Callable[[DeferralRecord], tuple[bytes, float] | None]
 
 
 class DeferralTables(SQLiteBase):
-    SCHEMA = [
-        """CREATE TABLE IF NOT EXISTS deferrals (
-            id INTEGER PRIMARY KEY, code_hash TEXT NOT NULL UNIQUE, client_id TEXT NOT NULL,
-            jkt TEXT, snapshot_json TEXT NOT NULL, task_id TEXT, status TEXT NOT NULL,
-            created_at REAL NOT NULL, expires_at REAL NOT NULL, interval INTEGER NOT NULL,
-            required_gap REAL NOT NULL, last_poll_at REAL,
-            slow_down_count INTEGER NOT NULL DEFAULT 0, notification_endpoint TEXT,
-            code_sealed BLOB, notification_token_sealed BLOB, resolution_json TEXT,
-            resolved_at REAL, dedupe_key TEXT)""",
-        "CREATE INDEX IF NOT EXISTS deferrals_task ON deferrals (task_id, status)",
-        "CREATE INDEX IF NOT EXISTS deferrals_due ON deferrals (status, expires_at)",
-    ]
-
-    def _open(self) -> None:
-        super()._open()
-        with transaction(self.db):  # BEGIN IMMEDIATE: one process upgrades, the others see it
-            _upgrade(self.db)
-
     async def deferral_create(self, record: DeferralRecord) -> None:
         def work() -> None:
             with transaction(self.db):
@@ -315,11 +240,3 @@ class DeferralTables(SQLiteBase):
             return None
         still = self.db.execute(SELECT_LIVE_OF_TASK, (task_id, *LIVE)).fetchone()
         return None if still is not None else task_id
-
-
-def _upgrade(db: sqlite3.Connection) -> None:
-    """Bring a deferral table made by an earlier version up to this one (idempotent)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(deferrals)")}
-    if "dedupe_key" not in columns:
-        db.execute("ALTER TABLE deferrals ADD COLUMN dedupe_key TEXT")
-    db.execute(_DEDUPE_INDEX)

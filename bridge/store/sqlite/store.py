@@ -1,45 +1,26 @@
 """The embedded store: one SQLite file, with the OAuth tables (replay cache, signing keys,
-refresh tokens, revoked access tokens) and the table groups of the other parts mixed in."""
+refresh tokens, revoked access tokens) and the table groups of the other parts mixed in.
+It implements the whole store contract (`store.contract.Store`)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from .base import RefreshTokenRecord, SigningKeyRecord
-from .sqlite_base import transaction
-from .sqlite_deferrals import DeferralTables
-from .sqlite_outbox import OutboxTables
-from .sqlite_remote_tasks import RemoteTaskTables
-from .sqlite_tasks import TaskTables
-
-_OAUTH_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS used_values (
-        namespace TEXT NOT NULL, value TEXT NOT NULL, expires_at REAL NOT NULL,
-        PRIMARY KEY (namespace, value)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS used_values_expiry ON used_values (expires_at)",
-    """CREATE TABLE IF NOT EXISTS signing_keys (
-        kid TEXT PRIMARY KEY, alg TEXT NOT NULL, public_jwk TEXT NOT NULL,
-        private_jwk_sealed BLOB NOT NULL, created_at REAL NOT NULL,
-        retired_at REAL, expires_at REAL)""",
-    """CREATE TABLE IF NOT EXISTS refresh_tokens (
-        token_hash TEXT PRIMARY KEY, family_id TEXT NOT NULL, client_id TEXT NOT NULL,
-        grant_json TEXT NOT NULL, issued_at REAL NOT NULL, expires_at REAL NOT NULL,
-        used_at REAL, revoked_at REAL)""",
-    "CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id)",
-    """CREATE TABLE IF NOT EXISTS revoked_access_tokens (
-        jti TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID""",
-]
+from ..contract.oauth import RefreshTokenRecord, SigningKeyRecord
+from .connection import transaction
+from .deferrals import DeferralTables
+from .outbox import OutboxTables
+from .remote_tasks import RemoteTaskTables
+from .tasks import TaskTables
 
 # Expired replay records are purged every this many writes (cheap: an indexed range delete).
 _PURGE_EVERY = 1000
 
 
 class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
-    SCHEMA = _OAUTH_SCHEMA
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, *, migrate: bool = True) -> None:
+        super().__init__(path, migrate=migrate)
         self._writes = 0
 
     # -- replay cache --------------------------------------------------------------------

@@ -1,115 +1,22 @@
-"""Access request tables (ARAP): tasks, the approvals they granted, idempotency keys and the
-binding tokens already used.
-
-Every state change of a task is one transaction with an optimistic check (`WHERE status =
-'pending' AND version = ?`): two approvers deciding at once leave exactly one outcome, and the
-loser learns it lost (and reads the task again). The side effects of an outcome (the internal
-`task_terminal` follow-up, an ARAP callback) are queued in the outbox inside that same
-transaction, so an outcome is never recorded without them, nor they without it.
-
-Records hold decoded JSON; what the values mean is the access request service's business.
-(These records and the `TaskStore` protocol move to `store/base.py` with a second store.)
-"""
+"""The access request tables on SQLite (records and rules: `store.contract.access_requests`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from typing import Any
 
-from .sqlite_base import SQLiteBase, transaction
-from .sqlite_outbox import OutboxTables
-
-JSON = Any
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
-    id: str
-    pdp: str  # the store whose policies denied (its PDP identifier)
-    requester: str
-    bundle: bool  # submitted with `items`
-    subject: JSON
-    context: JSON
-    items: list[JSON]  # [{resource, action, status, template, denial, result?, ...}]
-    requested_access: JSON | None
-    callback: JSON | None
-    client: JSON | None
-    status: str
-    created_at: float
-    expires_at: float  # a pending task expires then
-    retain_until: float  # the handle works until then (later than expires_at once decided)
-    updated_at: float
-    version: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class ApprovalRecord:
-    id: str
-    task_id: str
-    item: int
-    pdp: str
-    template: str
-    members: list[str]  # authorization-relevant context members bound
-    binding_hash: str  # of the approved subject, resource, action and context (ARAP §5)
-    binding: JSON  # the same values in clear, for audit
-    approved_at: float
-    approved_until: float
-    revoked_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyRecord:
-    requester: str
-    key: str
-    body_hash: str
-    task_id: str
-    keep_until: float
-
-
-@dataclass(frozen=True, slots=True)
-class TaskChange:
-    """One compare-and-set transition of a pending task."""
-
-    task_id: str
-    expected_version: int
-    status: str
-    items: list[JSON]
-    updated_at: float
-    retain_until: float
-    approvals: list[ApprovalRecord] = field(default_factory=list)
-    outbox: list[tuple[str, bytes]] = field(default_factory=list)  # (kind, payload)
-
-
-class IdempotencyConflict(Exception):
-    """The requester used the key before, for a different body."""
-
-
-class BindingReused(Exception):
-    """A binding token's `jti` was already submitted."""
-
-
-_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS access_requests (
-        id TEXT PRIMARY KEY, pdp TEXT NOT NULL, requester TEXT NOT NULL,
-        bundle INTEGER NOT NULL, subject TEXT NOT NULL, context TEXT NOT NULL,
-        items TEXT NOT NULL, requested_access TEXT, callback TEXT, client TEXT,
-        status TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,
-        retain_until REAL NOT NULL, updated_at REAL NOT NULL, version INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS access_requests_due ON access_requests (status, expires_at)",
-    """CREATE TABLE IF NOT EXISTS access_request_approvals (
-        id TEXT PRIMARY KEY, task_id TEXT NOT NULL, item INTEGER NOT NULL, pdp TEXT NOT NULL,
-        template TEXT NOT NULL, members TEXT NOT NULL, binding_hash TEXT NOT NULL,
-        binding TEXT NOT NULL, approved_at REAL NOT NULL, approved_until REAL NOT NULL,
-        revoked_at REAL)""",
-    """CREATE TABLE IF NOT EXISTS access_request_idempotency (
-        requester TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL,
-        task_id TEXT NOT NULL, keep_until REAL NOT NULL,
-        PRIMARY KEY (requester, key)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS access_request_bindings (
-        jti TEXT PRIMARY KEY, task_id TEXT NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID""",
-]
+from ..contract.access_requests import (
+    ApprovalRecord,
+    BindingReused,
+    IdempotencyConflict,
+    IdempotencyRecord,
+    TaskChange,
+    TaskRecord,
+)
+from .connection import SQLiteBase, transaction
+from .outbox import OutboxTables
 
 _TASK_JSON = frozenset({"subject", "context", "items", "requested_access", "callback", "client"})
 _APPROVAL_JSON = frozenset({"members", "binding"})
@@ -119,8 +26,6 @@ _APPROVAL_COLUMNS = ", ".join(f.name for f in fields(ApprovalRecord))
 
 class TaskTables(SQLiteBase):
     """Mixin of the access request tables; the store must also mix in `OutboxTables`."""
-
-    SCHEMA = _SCHEMA
 
     async def task_insert(
         self,

@@ -1,37 +1,14 @@
-"""The outbox table: side effects (pings, callbacks, internal follow-ups) written in the same
-transaction as the state change that causes them, and delivered later by a worker.
-
-A row is claimed with a lease (its `next_attempt_at` pushed past the lease) so that two
-workers never deliver it at once, and a worker that dies mid-delivery leaves it due again
-when the lease runs out: a crash loses no side effect.
-"""
+"""The outbox table on SQLite (rows and rules: `store.contract.outbox`)."""
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
-from .sqlite_base import SQLiteBase, transaction
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    id: int
-    kind: str
-    payload: bytes  # opaque to the store (sealed by the caller when it holds secrets)
-    attempts: int
-    created_at: float
+from ..contract.outbox import OutboxRow
+from .connection import SQLiteBase, transaction
 
 
 class OutboxTables(SQLiteBase):
-    SCHEMA = [
-        """CREATE TABLE IF NOT EXISTS outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload BLOB NOT NULL,
-            status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at REAL NOT NULL, created_at REAL NOT NULL, last_error TEXT)""",
-        "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at)",
-    ]
-
     @staticmethod
     def outbox_insert(db: sqlite3.Connection, kind: str, payload: bytes, not_before: float) -> None:
         """Queue a side effect; call inside the transaction of the change that causes it."""

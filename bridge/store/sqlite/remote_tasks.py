@@ -1,86 +1,26 @@
-"""Remote access requests: one row per access request the bridge filed with a remote PDP's
-access request service (ARAP §6), so a client's poll is answered from here and never costs a
-call to that service (AROP §4).
-
-A row is written before the submission is first sent (its `Idempotency-Key` must survive a
-retry), completed with the remote task handle, and refreshed by status reads. The change
-that records a terminal status queues its outbox rows (the `task_terminal` follow-up) in the
-same transaction, so a recorded outcome is never without them, nor they without it. Changes
-are compare-and-set on the status: a late "pending" read never overwrites an outcome.
-
-The callback `state` is kept only as its SHA-256 (`state_hash`): the value is a bearer
-secret of the callback, and a leaked database must not let anyone forge callbacks.
-"""
+"""The remote access request table on SQLite (records and rules:
+`store.contract.remote_access_requests`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
-from .sqlite_base import SQLiteBase, transaction
-from .sqlite_outbox import OutboxTables
-
-# Statuses the bridge gives a row itself; every other status is the remote task's own.
-SUBMITTING = "submitting"  # written before the first attempt
-SUBMIT_FAILED = "submit_failed"  # the service refused it, or never answered
-PENDING = "pending"
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteTaskRecord:
-    id: str  # the local id (`rtask_…`) deferrals wait on
-    client_id: str  # the OAuth client it was filed for
-    endpoint: str  # where it was submitted
-    idempotency_key: str
-    state_hash: str  # SHA-256 (hex) of the callback `state`
-    item_count: int  # one item per denied evaluation; more than one = a bundle
-    status: str
-    created_at: float
-    updated_at: float
-    expires_at: float  # polling stops then; deferrals on it end no later
-    remote_id: str | None = None
-    status_endpoint: str | None = None
-    cancel_endpoint: str | None = None  # `task.links.cancel`
-    last_json: Any = None  # the last `{task, result?}` read from the service
-    next_check_at: float | None = None  # None: not polled (not pending)
-    checked_at: float | None = None
-    checks: int = 0  # status reads so far: the backoff grows with them
-    failures: int = 0  # status reads in a row that failed
-    last_error: str | None = None
-
+from ..contract.outbox import OutboxEntry
+from ..contract.remote_access_requests import PENDING, RemoteTaskRecord
+from .connection import SQLiteBase, transaction
+from .outbox import OutboxTables
 
 _COLUMNS = [f.name for f in fields(RemoteTaskRecord)]
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM remote_access_requests"
 # Columns an update may set (the identity columns never change).
 _MUTABLE = frozenset(_COLUMNS) - {"id", "client_id", "endpoint", "idempotency_key", "state_hash"}
 
-_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS remote_access_requests (
-        id TEXT PRIMARY KEY, client_id TEXT NOT NULL, endpoint TEXT NOT NULL,
-        idempotency_key TEXT NOT NULL, state_hash TEXT NOT NULL, item_count INTEGER NOT NULL,
-        status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
-        expires_at REAL NOT NULL, remote_id TEXT, status_endpoint TEXT, cancel_endpoint TEXT,
-        last_json TEXT, next_check_at REAL, checked_at REAL,
-        checks INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT)""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS remote_access_requests_state "
-    "ON remote_access_requests (state_hash)",
-    "CREATE INDEX IF NOT EXISTS remote_access_requests_due "
-    "ON remote_access_requests (status, next_check_at)",
-    "CREATE INDEX IF NOT EXISTS remote_access_requests_expiry "
-    "ON remote_access_requests (expires_at)",
-]
-
-# (kind, payload, not_before) of an outbox row queued with a change.
-OutboxEntry = tuple[str, bytes, float]
-
 
 class RemoteTaskTables(SQLiteBase):
     """Mixin of the remote access request table; the store must also mix in `OutboxTables`."""
-
-    SCHEMA = _SCHEMA
 
     async def remote_task_insert(self, record: RemoteTaskRecord) -> None:
         def work() -> None:

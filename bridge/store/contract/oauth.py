@@ -1,8 +1,8 @@
-"""What the bridge keeps between requests, behind one small interface per concern.
+"""The OAuth side of the store contract: the replay cache, signing keys, refresh tokens and
+revoked access tokens.
 
-The SQLite store implements all of them; the PostgreSQL store (several replicas) will too.
 Nothing secret is kept in clear: refresh tokens are looked up by hash, signing keys' private
-parts are encrypted before they reach a store.
+parts are sealed before they reach a store.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class SigningKeyRecord:
     kid: str
     alg: str
     public_jwk: str  # JSON
-    private_jwk_sealed: bytes  # encrypted private JWK (see bridge.oauth.keys)
+    private_jwk_sealed: bytes  # sealed private JWK (bridge.jose.signing_keys)
     created_at: float
     retired_at: float | None = None  # no longer signs from then on
     expires_at: float | None = None  # leaves the JWKS from then on
@@ -75,9 +75,3 @@ class RevocationStore(Protocol):
     async def revoke_access_token(self, jti: str, expires_at: float) -> None: ...
 
     async def is_access_token_revoked(self, jti: str) -> bool: ...
-
-
-class Store(ReplayCache, SigningKeyStore, RefreshTokenStore, RevocationStore, Protocol):
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...

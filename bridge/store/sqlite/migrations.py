@@ -1,0 +1,155 @@
+"""The SQLite schema, as numbered migrations applied in order and recorded in
+`schema_version`.
+
+A database made before the bridge recorded versions holds some or all of version 1's tables
+(perhaps without `deferrals.dedupe_key`): version 1 creates only what is missing and version 2
+adds that column, so such a database is brought up to date without losing a row. A database
+whose recorded version is newer than this code knows is refused: an older bridge must not
+write into a schema it does not understand.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...] = ()
+    # For what SQL alone cannot say idempotently (SQLite has no ADD COLUMN IF NOT EXISTS).
+    apply: Callable[[sqlite3.Connection], None] | None = field(default=None, compare=False)
+
+
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer bridge."""
+
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at REAL NOT NULL)"""
+
+_FIRST = (
+    # OAuth: the replay cache, signing keys, refresh tokens, revoked access tokens.
+    """CREATE TABLE IF NOT EXISTS used_values (
+        namespace TEXT NOT NULL, value TEXT NOT NULL, expires_at REAL NOT NULL,
+        PRIMARY KEY (namespace, value)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS used_values_expiry ON used_values (expires_at)",
+    """CREATE TABLE IF NOT EXISTS signing_keys (
+        kid TEXT PRIMARY KEY, alg TEXT NOT NULL, public_jwk TEXT NOT NULL,
+        private_jwk_sealed BLOB NOT NULL, created_at REAL NOT NULL,
+        retired_at REAL, expires_at REAL)""",
+    """CREATE TABLE IF NOT EXISTS refresh_tokens (
+        token_hash TEXT PRIMARY KEY, family_id TEXT NOT NULL, client_id TEXT NOT NULL,
+        grant_json TEXT NOT NULL, issued_at REAL NOT NULL, expires_at REAL NOT NULL,
+        used_at REAL, revoked_at REAL)""",
+    "CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id)",
+    """CREATE TABLE IF NOT EXISTS revoked_access_tokens (
+        jti TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID""",
+    # The outbox.
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload BLOB NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL, created_at REAL NOT NULL, last_error TEXT)""",
+    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at)",
+    # Deferred Token Responses.
+    """CREATE TABLE IF NOT EXISTS deferrals (
+        id INTEGER PRIMARY KEY, code_hash TEXT NOT NULL UNIQUE, client_id TEXT NOT NULL,
+        jkt TEXT, snapshot_json TEXT NOT NULL, task_id TEXT, status TEXT NOT NULL,
+        created_at REAL NOT NULL, expires_at REAL NOT NULL, interval INTEGER NOT NULL,
+        required_gap REAL NOT NULL, last_poll_at REAL,
+        slow_down_count INTEGER NOT NULL DEFAULT 0, notification_endpoint TEXT,
+        code_sealed BLOB, notification_token_sealed BLOB, resolution_json TEXT,
+        resolved_at REAL)""",
+    "CREATE INDEX IF NOT EXISTS deferrals_task ON deferrals (task_id, status)",
+    "CREATE INDEX IF NOT EXISTS deferrals_due ON deferrals (status, expires_at)",
+    # Access requests (ARAP).
+    """CREATE TABLE IF NOT EXISTS access_requests (
+        id TEXT PRIMARY KEY, pdp TEXT NOT NULL, requester TEXT NOT NULL,
+        bundle INTEGER NOT NULL, subject TEXT NOT NULL, context TEXT NOT NULL,
+        items TEXT NOT NULL, requested_access TEXT, callback TEXT, client TEXT,
+        status TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,
+        retain_until REAL NOT NULL, updated_at REAL NOT NULL, version INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS access_requests_due ON access_requests (status, expires_at)",
+    """CREATE TABLE IF NOT EXISTS access_request_approvals (
+        id TEXT PRIMARY KEY, task_id TEXT NOT NULL, item INTEGER NOT NULL, pdp TEXT NOT NULL,
+        template TEXT NOT NULL, members TEXT NOT NULL, binding_hash TEXT NOT NULL,
+        binding TEXT NOT NULL, approved_at REAL NOT NULL, approved_until REAL NOT NULL,
+        revoked_at REAL)""",
+    """CREATE TABLE IF NOT EXISTS access_request_idempotency (
+        requester TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL,
+        task_id TEXT NOT NULL, keep_until REAL NOT NULL,
+        PRIMARY KEY (requester, key)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS access_request_bindings (
+        jti TEXT PRIMARY KEY, task_id TEXT NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID""",
+    # Access requests filed with a remote PDP's service.
+    """CREATE TABLE IF NOT EXISTS remote_access_requests (
+        id TEXT PRIMARY KEY, client_id TEXT NOT NULL, endpoint TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL, state_hash TEXT NOT NULL, item_count INTEGER NOT NULL,
+        status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        expires_at REAL NOT NULL, remote_id TEXT, status_endpoint TEXT, cancel_endpoint TEXT,
+        last_json TEXT, next_check_at REAL, checked_at REAL,
+        checks INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS remote_access_requests_state "
+    "ON remote_access_requests (state_hash)",
+    "CREATE INDEX IF NOT EXISTS remote_access_requests_due "
+    "ON remote_access_requests (status, next_check_at)",
+    "CREATE INDEX IF NOT EXISTS remote_access_requests_expiry "
+    "ON remote_access_requests (expires_at)",
+)
+
+
+def _add_dedupe_key(db: sqlite3.Connection) -> None:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(deferrals)")}
+    if "dedupe_key" not in columns:
+        db.execute("ALTER TABLE deferrals ADD COLUMN dedupe_key TEXT")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS deferrals_dedupe ON deferrals (dedupe_key, status, expires_at)"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "OAuth, outbox, deferral and access request tables", _FIRST),
+    Migration(
+        2, "deferrals.dedupe_key: a repeated deferred request finds its code", (), _add_dedupe_key
+    ),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def current_version(db: sqlite3.Connection) -> int:
+    """The recorded schema version; 0 for a database that has recorded none."""
+    db.execute(_VERSION_TABLE)
+    row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def pending(db: sqlite3.Connection) -> list[Migration]:
+    """The migrations not yet applied; `SchemaTooNew` when the database is ahead."""
+    version = current_version(db)
+    if version > LATEST:
+        raise SchemaTooNew(
+            f"the database is at schema version {version}; this bridge knows up to {LATEST}"
+        )
+    return [m for m in MIGRATIONS if m.version > version]
+
+
+def migrate(db: sqlite3.Connection) -> list[Migration]:
+    """Apply what is pending, each migration in the transaction the caller holds (one
+    process migrates, the others wait on the write lock and then find nothing to do).
+    Returns what was applied."""
+    todo = pending(db)
+    for migration in todo:
+        for statement in migration.statements:
+            db.execute(statement)
+        if migration.apply is not None:
+            migration.apply(db)
+        db.execute(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.description, time.time()),
+        )
+    return todo
