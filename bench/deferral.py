@@ -61,9 +61,9 @@ from bridge.access_requests.lifecycle import PURGE_AFTER_SECONDS
 from bridge.deferral.codes import DeferralKeys, new_code
 from bridge.deferral.service import DeferralService
 from bridge.demo_approvers import mint
+from bridge.errors import OAuthError
+from bridge.jose.sealing import load_key_encryption_key
 from bridge.oauth.clients import Client, hash_secret
-from bridge.oauth.errors import OAuthError
-from bridge.oauth.keys import load_or_create_kek
 from bridge.settings import Settings, load_settings
 from bridge.store.sqlite import SQLiteStore
 
@@ -138,7 +138,7 @@ class Site:
 
     @property
     def kek(self) -> bytes:
-        return load_or_create_kek(
+        return load_key_encryption_key(
             self.settings.resolve(self.settings.oauth.key_encryption_key_file)
         )
 

@@ -11,9 +11,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .oauth.keys import SigningKeys, load_or_create_kek
+from .jose.sealing import load_key_encryption_key
+from .jose.signing_keys import SigningKeys
+from .jose.trusted_issuers import TrustedIssuers
 from .oauth.metadata import JWKS_PATH
-from .oauth.trusted_issuers import TrustedIssuers
 from .settings import Settings
 from .store.sqlite import SQLiteStore
 
@@ -29,7 +30,7 @@ class Shared:
     @classmethod
     def from_settings(cls, settings: Settings) -> Shared:
         store = SQLiteStore(settings.resolve(settings.storage.path))
-        kek = load_or_create_kek(settings.resolve(settings.oauth.key_encryption_key_file))
+        kek = load_key_encryption_key(settings.resolve(settings.oauth.key_encryption_key_file))
         http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         return cls(
             store=store,

@@ -27,8 +27,8 @@ from bridge.authzen.errors import Unauthorized
 from bridge.authzen.pagination import Paginator
 from bridge.authzen.pep_auth import PEPAuthenticator
 from bridge.authzen.routes import StoreAPI, StoreEndpoints
-from bridge.oauth.keys import SigningKeys
-from bridge.oauth.trusted_issuers import TrustedIssuers
+from bridge.jose.signing_keys import SigningKeys
+from bridge.jose.trusted_issuers import TrustedIssuers
 from bridge.settings import PEPAuthSettings
 from tests.conftest import ServerThread
 from tests.test_arap_support import (

@@ -29,8 +29,8 @@ from bridge.authzen.cedar.reload import StoreHolder
 from bridge.authzen.cedar.store import load_store
 from bridge.authzen.models import Decision, EvaluationRequest
 from bridge.authzen.pagination import Paginator
-from bridge.oauth.keys import SigningKeys
-from bridge.oauth.trusted_issuers import TrustedIssuers
+from bridge.jose.signing_keys import SigningKeys
+from bridge.jose.trusted_issuers import TrustedIssuers
 from bridge.settings import Settings
 from bridge.store.sqlite import SQLiteStore
 

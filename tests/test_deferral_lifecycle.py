@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from bridge.deferral import DeferralService, Resolution
-from bridge.oauth.errors import AccessDenied, InvalidDPoPProof, InvalidGrant, OAuthError
+from bridge.errors import AccessDenied, InvalidGrant, OAuthError
+from bridge.oauth.errors import InvalidDPoPProof
 from bridge.store.contract.deferrals import CANCELLED, DENIED, EXPIRED, PENDING, RESOLVED_OK
 from tests.test_deferral_support import (
     KEK,

@@ -11,16 +11,9 @@ from typing import Any
 import pytest
 
 from bridge.deferral import DeferralExpired, DeferralService
-from bridge.oauth.errors import (
-    AccessDenied,
-    AuthorizationPending,
-    ExpiredToken,
-    InvalidDPoPProof,
-    InvalidGrant,
-    InvalidRequest,
-    OAuthError,
-    SlowDown,
-)
+from bridge.deferral.errors import AuthorizationPending, ExpiredToken, SlowDown
+from bridge.errors import AccessDenied, InvalidGrant, InvalidRequest, OAuthError
+from bridge.oauth.errors import InvalidDPoPProof
 from tests.test_deferral_support import (
     KEK,
     SNAPSHOT,

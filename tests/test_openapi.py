@@ -22,7 +22,7 @@ from bridge.access_requests.metadata import with_access_requests
 from bridge.access_requests.routes import API_PATH
 from bridge.app import create_app
 from bridge.authzen.routes import StoreEndpoints
-from bridge.oauth.errors import OAuthError
+from bridge.errors import OAuthError
 from bridge.oauth.metadata import (
     INTROSPECTION_PATH,
     REVOCATION_PATH,

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from bridge.authzen.models import Subject
-from bridge.oauth.errors import InvalidAuthorizationDetails
 from bridge.rar import (
     ProfileSet,
     TokenRequestContext,
@@ -20,6 +19,7 @@ from bridge.rar import (
     parse_authorization_details,
     plan_evaluations,
 )
+from bridge.rar.errors import InvalidAuthorizationDetails
 from bridge.rar.pointers import NotRepresentable, to_minor_units
 
 REQUEST = TokenRequestContext(subject=Subject(type="user", id="alice"), client_id="agent-7")

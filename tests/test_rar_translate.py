@@ -15,7 +15,7 @@ from bridge.authzen.cedar.reload import StoreHolder
 from bridge.authzen.cedar.store import load_store
 from bridge.authzen.models import Subject
 from bridge.authzen.pagination import Paginator
-from bridge.oauth.errors import InvalidAuthorizationDetails, InvalidScope
+from bridge.errors import InvalidScope
 from bridge.rar import (
     PlannedEvaluation,
     ProfileSet,
@@ -25,6 +25,7 @@ from bridge.rar import (
     plan_evaluations,
     refusal,
 )
+from bridge.rar.errors import InvalidAuthorizationDetails
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = load_profiles(REPO / "profiles")

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bridge.oauth.errors import InvalidAuthorizationDetails
 from bridge.rar import ProfileSet, check_authorization_details, load_profiles
 from bridge.rar import parse_authorization_details as parse
+from bridge.rar.errors import InvalidAuthorizationDetails
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = load_profiles(REPO / "profiles")

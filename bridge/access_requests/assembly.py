@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from starlette.routing import Route
 
 from ..authzen.pdp import PDP
-from ..oauth.keys import SigningKeys
+from ..jose.signing_keys import SigningKeys
+from ..jose.trusted_issuers import TrustedIssuers
 from ..oauth.metadata import JWKS_PATH
-from ..oauth.trusted_issuers import TrustedIssuers
 from ..outbox import Handler
 from ..settings import PEPAuthSettings, Settings
 from ..store.contract import TaskStore

@@ -12,14 +12,13 @@ bridge's issuer). Anything else is 401 with `WWW-Authenticate: Bearer` (RFC 6750
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 
 from starlette.requests import Request
 
 from ..authzen.pep_auth import PEPAuthenticator
-from ..oauth.trusted_issuers import TrustedIssuers, UntrustedToken
+from ..jose.compact import MalformedJWS, parse_compact
+from ..jose.trusted_issuers import TrustedIssuers, UntrustedToken
 from ..settings import PEPAuthSettings
 from .approvers import Approver
 from .problems import Unauthorized
@@ -96,11 +95,9 @@ def _credential(value: str | None) -> str | None:
 def _claims(token: str) -> dict[str, object]:
     """The payload of a JWT the PEP authenticator has already verified."""
     try:
-        payload = token.split(".")[1]
-        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
+        return parse_compact(token).payload
+    except MalformedJWS:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _digest(value: str) -> str:

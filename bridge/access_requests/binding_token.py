@@ -21,9 +21,9 @@ from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from joserfc.jws import extract_compact
 
-from ..oauth.keys import SigningKeys
+from ..jose.compact import parse_compact
+from ..jose.signing_keys import SigningKeys
 from .binding import CanonicalizationError
 from .problems import ExpiredDenial, InvalidDenialBinding
 from .times import parse_rfc3339, rfc3339
@@ -119,7 +119,7 @@ class BindingTokens:
         if not isinstance(token, str):
             raise InvalidDenialBinding("denial.binding_token must be a string")
         try:
-            header = extract_compact(token.encode("ascii")).protected
+            header = parse_compact(token).header
         except (JoseError, ValueError, UnicodeError):
             raise unverifiable from None
         kid = header.get("kid")

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 import httpx
 from joserfc import jws
 
-from ..oauth.keys import SigningKeys
+from ..jose.signing_keys import SigningKeys
 from ..outbound import OutboundPoster, Resolver, TargetRefused, system_resolver
 from ..outbox import Delivered, GiveUp, Outcome, Retry
 from ..store.contract import OutboxRow, TaskRecord

@@ -1,6 +1,7 @@
 """ARAP errors (ARAP §13) as RFC 9457 problem details, one class per problem type.
 
-The service raises these; the routes render them as `application/problem+json`. Errors that
+The service raises these; the routes render them as `application/problem+json`
+(`responses.problem_response`). Errors that
 ARAP does not name (a body that is not JSON, a missing credential, a forbidden approver) are
 problems too, with `type` `about:blank` and the HTTP status's title, so every answer of the
 access request endpoints has one shape. Details say what is wrong with the request, never
@@ -10,8 +11,6 @@ which policy or which approver decided.
 from __future__ import annotations
 
 from http import HTTPStatus
-
-from starlette.responses import JSONResponse
 
 from ..authzen.errors import AuthZENError
 
@@ -36,14 +35,6 @@ class AccessRequestProblem(Exception):
             "status": self.status,
             "detail": self.detail,
         }
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(
-            self.body(),
-            status_code=self.status,
-            headers={"Cache-Control": "no-store", **self.headers},
-            media_type=PROBLEM_MEDIA_TYPE,
-        )
 
 
 class NotRequestable(AccessRequestProblem):

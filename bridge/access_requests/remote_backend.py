@@ -31,10 +31,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..authzen import strict_json
 from ..authzen.errors import PDPError
 from ..authzen.models import JSONObject
-from ..jwks import JWKSError
+from ..jose import strict_json
+from ..jose.jwks import JWKSError
 from ..oauth.access_request_backend import FiledRequest, RequestOutcome
 from ..settings import RemotePDPSettings
 from ..store.contract.remote_access_requests import (
@@ -60,6 +60,7 @@ from .remote_client import (
     retry_after,
     submission,
 )
+from .responses import problem_response
 from .service import DeniedEvaluation
 from .tasks import APPROVED, CANCELLED, EXPIRED, FAILED
 
@@ -293,13 +294,13 @@ class RemoteAccessRequests:
             raw = await read_callback(request, MAX_CALLBACK_BYTES)
             await self.on_callback(raw, request.headers.get("authorization"))
         except AccessRequestProblem as problem:
-            return problem.response()
+            return problem_response(problem)
         except PDPError as exc:  # no metadata: the service may try again later
             log.warning("an access request callback could not be checked: %s", exc)
-            return status_problem(503, "the callback cannot be checked now").response()
+            return problem_response(status_problem(503, "the callback cannot be checked now"))
         except Exception:
             log.exception("an access request callback failed")
-            return status_problem(500, "the callback could not be processed").response()
+            return problem_response(status_problem(500, "the callback could not be processed"))
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
     # -- helpers -----------------------------------------------------------------------

@@ -30,14 +30,14 @@ from urllib.parse import urlsplit
 import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jws import extract_compact
 from starlette.requests import Request
 
-from ..authzen import strict_json
 from ..authzen.errors import PDPProtocolError, PDPRequestRejected, PDPUnavailable
 from ..authzen.models import JSONObject
 from ..authzen.remote_transport import backoff_delay, display_url
-from ..jwks import JWKSource
+from ..jose import strict_json
+from ..jose.compact import parse_compact
+from ..jose.jwks import JWKSource
 from ..settings import RemotePDPSettings
 from .callbacks import TYP as CALLBACK_TYP
 from .problems import status_problem
@@ -232,7 +232,7 @@ class CallbackTokens:
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         try:
-            kid = extract_compact(token.encode("ascii")).protected.get("kid")
+            kid = parse_compact(token).header.get("kid")
             source = self._sources.setdefault(jwks_uri, JWKSource(uri=jwks_uri, http=self._http))
             keys = await source.key_set(kid if isinstance(kid, str) else None)
             decoded = jwt.decode(token, keys, algorithms=_ALGORITHMS)

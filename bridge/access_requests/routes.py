@@ -23,6 +23,7 @@ from ..authzen.errors import AuthZENError, PDPError
 from ..authzen.transport import read_json_object
 from .auth import ApproverAuthenticator, RequesterAuthenticator
 from .problems import AccessRequestProblem, BadRequest, from_authzen, status_problem
+from .responses import problem_response
 from .service import AccessRequestService
 from .times import parse_rfc3339
 
@@ -142,13 +143,13 @@ class _Endpoint:
         try:
             response = await self.handler(request)
         except AccessRequestProblem as problem:
-            response = problem.response()
+            response = problem_response(problem)
         except AuthZENError as error:
-            response = from_authzen(error).response()
+            response = problem_response(from_authzen(error))
         except PDPError as error:
             log.error("no decision for %s: %s", request.url.path, error)
-            response = status_problem(500, "no decision could be made").response()
+            response = problem_response(status_problem(500, "no decision could be made"))
         except Exception:
             log.exception("access request endpoint %s failed", request.url.path)
-            response = status_problem(500, "the request could not be processed").response()
+            response = problem_response(status_problem(500, "the request could not be processed"))
         await response(scope, receive, send)

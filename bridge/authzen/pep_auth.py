@@ -13,10 +13,10 @@ import logging
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jws import extract_compact
 from starlette.requests import Request
 
-from ..jwks import JWKSError, JWKSource
+from ..jose.compact import parse_compact
+from ..jose.jwks import JWKSError, JWKSource
 from ..settings import PEPAuthSettings
 from .errors import Unauthorized
 
@@ -62,7 +62,7 @@ class PEPAuthenticator:
     async def _verify_jwt(self, token: str) -> None:
         assert self._keys is not None and self._issuer is not None
         try:
-            kid = extract_compact(token.encode("ascii")).protected.get("kid")
+            kid = parse_compact(token).header.get("kid")
             keys = await self._keys.key_set(kid)
             decoded = jwt.decode(token, keys, algorithms=self._algorithms)
             jwt.JWTClaimsRegistry(

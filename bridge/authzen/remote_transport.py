@@ -22,9 +22,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from ..jose import strict_json
 from ..request_id import current_request_id, new_request_id
 from ..settings import RemotePDPSettings
-from . import strict_json
 from .errors import PDPError, PDPProtocolError, PDPRequestRejected, PDPUnavailable
 from .models import JSONObject
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..jose.strict_json import DuplicateMemberError, NotUTF8Error, StrictJSONError, loads
 from .errors import AuthZENError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .models import JSONObject
-from .strict_json import DuplicateMemberError, NotUTF8Error, StrictJSONError, loads
 
 JSON_MEDIA_TYPE = "application/json"
 

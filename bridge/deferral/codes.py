@@ -20,7 +20,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
-from ..oauth.keys import seal, unseal
+from ..jose.sealing import seal, unseal
 
 # Labels of the derived keys: changing one makes every stored code unusable.
 _LOOKUP_LABEL = b"bridge deferral code lookup v1"

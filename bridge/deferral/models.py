@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..oauth.errors import ExpiredToken, InvalidRequest
+from ..errors import InvalidRequest
 from ..store.contract.deferrals import DeferralRecord, DeferralStore
+from .errors import ExpiredToken
 
 # The token type URI of a deferral code (revocation `token_type_hint`, metadata).
 DEFERRAL_CODE_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:deferral-code"

@@ -19,21 +19,16 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ..errors import AccessDenied, InvalidGrant, InvalidRequest
 from ..oauth.clients import Client
-from ..oauth.errors import (
-    AccessDenied,
-    AuthorizationPending,
-    InvalidDPoPProof,
-    InvalidGrant,
-    InvalidRequest,
-    SlowDown,
-)
+from ..oauth.errors import InvalidDPoPProof
 from ..outbound import Resolver, system_resolver
 from ..outbox import Outcome
 from ..settings import DeferralSettings
 from ..store.contract import OutboxRow
 from ..store.contract.deferrals import PENDING, DeferralRecord, PingBuilder
 from .codes import MAX_CODE_LENGTH, DeferralKeys, SealError, new_code
+from .errors import AuthorizationPending, SlowDown
 from .models import DeferralExpired, DeferralStore, PollResult, Resolution, check_notification_token
 from .ping import PingSender, ping_payload
 from .throttle import PollRules, Verdict, poll_step

@@ -8,9 +8,9 @@ from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from joserfc.jws import extract_compact
 
-from .keys import SigningKeys
+from ..jose.compact import parse_compact
+from ..jose.signing_keys import SigningKeys
 
 TYP = "at+jwt"
 
@@ -26,7 +26,7 @@ async def mint(keys: SigningKeys, claims: dict[str, Any]) -> str:
 async def read(keys: SigningKeys, token: str, issuer: str) -> dict[str, Any] | None:
     """The claims of a valid, unexpired access token this bridge issued; None otherwise."""
     try:
-        header = extract_compact(token.encode("ascii")).protected
+        header = parse_compact(token).header
     except (JoseError, ValueError, UnicodeError):
         return None
     if header.get("typ") != TYP or not isinstance(header.get("kid"), str):

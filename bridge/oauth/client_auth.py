@@ -24,10 +24,11 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from ..jwks import JWKSError, JWKSource
+from ..errors import InvalidClient, InvalidRequest
+from ..jose.compact import MalformedJWS, parse_compact
+from ..jose.jwks import JWKSError, JWKSource
 from ..store.contract import ReplayCache
 from .clients import Client, hash_secret, verify_secret
-from .errors import InvalidClient, InvalidRequest
 
 log = logging.getLogger("bridge.oauth.client_auth")
 
@@ -255,16 +256,11 @@ def _challenge(realm: str) -> dict[str, str]:
 
 def _peek(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and claims, before the signature is checked: they say whose keys to use."""
-    parts = assertion.split(".")
-    if len(assertion) > MAX_ASSERTION_LENGTH or len(parts) != 3:
-        raise InvalidClient("client assertion: not a signed JWT")
     try:
-        header, claims = (json.loads(_b64decode(p)) for p in parts[:2])
-    except (ValueError, RecursionError):
-        raise InvalidClient("client assertion: not a signed JWT") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise InvalidClient("client assertion: not a signed JWT")
-    return header, claims
+        parsed = parse_compact(assertion, max_length=MAX_ASSERTION_LENGTH)
+    except MalformedJWS as exc:
+        raise InvalidClient(f"client assertion: not a signed JWT ({exc})") from None
+    return parsed.header, parsed.payload
 
 
 def _b64decode(segment: str) -> bytes:

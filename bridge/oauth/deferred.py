@@ -25,15 +25,16 @@ from ..access_requests.service import DeniedEvaluation
 from ..access_requests.times import parse_rfc3339
 from ..authzen.models import Decision, EvaluationRequest, EvaluationsSemantic, Subject
 from ..authzen.pdp import PDP
+from ..deferral.errors import AuthorizationPending
 from ..deferral.models import DeferralExpired, Resolution, check_notification_token
 from ..deferral.service import DeferralService
+from ..errors import AccessDenied, InvalidGrant, InvalidRequest
 from ..outbox import Delivered, Outcome
 from ..rar.translate import PlannedEvaluation
 from ..store.contract import OutboxRow
 from .access_request_backend import AccessRequestBackend
 from .clients import Client
 from .dpop import DPoPProof
-from .errors import AccessDenied, AuthorizationPending, InvalidGrant, InvalidRequest
 from .form import Form
 from .grants.base import Principal
 from .issuance import Issuer

@@ -29,6 +29,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
+from ..jose.compact import MalformedJWS, parse_compact
 from ..settings import DPoPSettings
 from ..store.contract import ReplayCache
 from .errors import InvalidDPoPProof, UseDPoPNonce
@@ -174,18 +175,11 @@ def _within(iat: float, now: float, leeway: int) -> bool:
 
 def _split(proof: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     """(JOSE header, claims, signing input, signature) of a compact JWS, each decoded once."""
-    parts = proof.split(".")
-    if len(proof) > MAX_PROOF_LENGTH or len(parts) != 3:
-        raise InvalidDPoPProof("DPoP proof: not a compact JWS")
     try:
-        jose = json.loads(_b64decode(parts[0]))
-        claims = json.loads(_b64decode(parts[1]))
-        signature = _b64decode(parts[2])
-    except (ValueError, RecursionError):
-        raise InvalidDPoPProof("DPoP proof: not a compact JWS") from None
-    if not isinstance(jose, dict) or not isinstance(claims, dict):
-        raise InvalidDPoPProof("DPoP proof: not a compact JWS")
-    return jose, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+        parsed = parse_compact(proof, max_length=MAX_PROOF_LENGTH)
+    except MalformedJWS as exc:
+        raise InvalidDPoPProof(f"DPoP proof: not a compact JWS ({exc})") from None
+    return parsed.header, parsed.payload, parsed.signing_input, parsed.signature
 
 
 def _public_key(jwk: object) -> tuple[dict[str, Any], str, Key]:

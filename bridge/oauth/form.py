@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _REPEATABLE = frozenset({"resource"})

@@ -13,10 +13,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..errors import InvalidClient, OAuthError
 from .access_tokens import read
 from .clients import Client
-from .errors import InvalidClient, OAuthError
 from .grants.refresh_token import refresh_token_hash
+from .responses import error_response
 from .token_management import TokenManagementEndpoint
 
 _INACTIVE = {"active": False}
@@ -34,7 +35,7 @@ class IntrospectionEndpoint(TokenManagementEndpoint):
                 # RFC 7662 §4: an unauthenticated caller could scan for live tokens.
                 raise InvalidClient("introspection needs an authenticated client")
         except OAuthError as error:
-            return error.response()
+            return error_response(error)
         body = await self._access_token(token)
         if body is None:
             body = await self._refresh_token(token, client)

@@ -13,18 +13,18 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..errors import AccessDenied, InvalidGrant
+from ..jose.signing_keys import SigningKeys
 from ..settings import Settings
 from ..store.contract import RefreshTokenRecord, RefreshTokenStore
 from .access_tokens import mint
 from .clients import Client
 from .dpop import DPoPProof
-from .errors import AccessDenied, InvalidGrant
 from .grants.base import Principal
 from .grants.client_credentials import GRANT_TYPE as CLIENT_CREDENTIALS
 from .grants.refresh_token import refresh_token_hash
 from .grants.token_exchange import ACCESS_TOKEN_TYPE
 from .grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
-from .keys import SigningKeys
 
 
 class Issuer:

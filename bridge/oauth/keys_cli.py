@@ -12,10 +12,11 @@ import datetime
 from pathlib import Path
 from typing import Any
 
+from ..jose.sealing import load_key_encryption_key
+from ..jose.signing_keys import SigningKeys
 from ..settings import Settings
 from ..store.sqlite import SQLiteStore
 from .clients import ClientRegistry
-from .keys import SigningKeys, load_or_create_kek
 
 # Retired keys stay published this much longer than the longest token lifetime (clock skew).
 _MARGIN_SECONDS = 60
@@ -44,7 +45,7 @@ async def _run(command: str, settings: Settings) -> int:
     store = SQLiteStore(settings.resolve(settings.storage.path))
     await store.open()
     try:
-        kek = load_or_create_kek(settings.resolve(settings.oauth.key_encryption_key_file))
+        kek = load_key_encryption_key(settings.resolve(settings.oauth.key_encryption_key_file))
         keys = SigningKeys(store, kek, settings.oauth.signing_alg)
         if command == "rotate":
             kid = await keys.rotate(

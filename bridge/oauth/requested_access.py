@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..errors import InvalidRequest, InvalidScope
 from ..rar.authorization_details import parse_authorization_details
+from ..rar.errors import InvalidAuthorizationDetails
 from ..rar.narrowing import is_narrowing
 from ..rar.profiles import ProfileSet
 from ..rar.translate import PlannedEvaluation, TokenRequestContext, plan_evaluations
 from .clients import Client
 from .dpop import DPoPProof
-from .errors import InvalidAuthorizationDetails, InvalidRequest, InvalidScope, InvalidTarget
+from .errors import InvalidTarget
 from .form import Form
 from .grants.base import Principal
 

@@ -12,11 +12,13 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..errors import OAuthError
 from .access_tokens import read
 from .deferred import DeferredFlow
 from .dpop import DPoPVerifier
-from .errors import InvalidDPoPProof, OAuthError
+from .errors import InvalidDPoPProof
 from .grants.refresh_token import refresh_token_hash
+from .responses import error_response
 from .token_management import TokenManagementEndpoint
 
 
@@ -41,7 +43,7 @@ class RevocationEndpoint(TokenManagementEndpoint):
                     proof = None
                 await self.deferred.revoke(client, token, proof)
         except OAuthError as error:
-            return error.response()
+            return error_response(error)
         # The hint only says where to look first; every kind is tried (RFC 7009 §2.1).
         record = await self._store.find_refresh_token(refresh_token_hash(token))
         if record is not None and record.client_id == client.client_id:

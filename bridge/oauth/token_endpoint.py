@@ -21,6 +21,8 @@ from starlette.responses import JSONResponse, Response
 from ..authzen.errors import PDPError
 from ..authzen.models import Decision, EvaluationsSemantic
 from ..authzen.pdp import PDP
+from ..errors import InvalidScope, OAuthError, ServerError, UnauthorizedClient, UnsupportedGrantType
+from ..rar.errors import InvalidAuthorizationDetails
 from ..rar.profiles import ProfileSet
 from ..rar.translate import PlannedEvaluation, describe_denial
 from .client_auth import ClientAuthenticator
@@ -28,23 +30,14 @@ from .clients import Client
 from .deferred import GRANT_TYPE as DEFERRED_GRANT
 from .deferred import DeferredFlow, opted_in, requestable
 from .dpop import DPoPProof, DPoPVerifier
-from .errors import (
-    InvalidAuthorizationDetails,
-    InvalidDPoPProof,
-    InvalidScope,
-    OAuthError,
-    ServerError,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-)
+from .errors import InvalidDPoPProof
 from .form import Form, read_form
 from .grants.base import Grant, TokenRequest
 from .issuance import Issuer
 from .requested_access import read_requested_access
+from .responses import NO_STORE, error_response
 
 log = logging.getLogger("bridge.oauth.token")
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @dataclass(frozen=True)
@@ -80,14 +73,14 @@ class TokenEndpoint:
         try:
             body = await self._token(request)
         except OAuthError as error:
-            return error.response()
+            return error_response(error)
         except PDPError as error:
             log.error("no decision for a token request: %s", error)
-            return ServerError("the policy decision point could not decide").response()
+            return error_response(ServerError("the policy decision point could not decide"))
         except Exception:
             # A bug must still answer in OAuth's words, and never with a token.
             log.exception("token request failed")
-            return ServerError("the token request could not be processed").response()
+            return error_response(ServerError("the token request could not be processed"))
         headers = dict(NO_STORE)
         if self._dpop.requires_nonce:
             # RFC 9449 §8.2: the nonce for the client's next proof rides on this answer.

@@ -7,11 +7,11 @@ from typing import Protocol
 
 from starlette.requests import Request
 
+from ..jose.signing_keys import SigningKeys
 from ..store.contract import RefreshTokenStore, RevocationStore
 from .client_auth import ClientAuthenticator
 from .clients import Client
 from .form import read_form
-from .keys import SigningKeys
 
 
 class TokenStore(RefreshTokenStore, RevocationStore, Protocol):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..authzen.strict_json import DuplicateMemberError, StrictJSONError, loads
-from ..oauth.errors import InvalidAuthorizationDetails
+from ..jose.strict_json import DuplicateMemberError, StrictJSONError, loads
+from .errors import InvalidAuthorizationDetails
 from .profiles import ProfileSet
 from .schema_messages import first_problem, show
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..authzen.models import Action, EvaluationRequest, Resource, Subject
-from ..oauth.errors import InvalidAuthorizationDetails, InvalidScope, OAuthError
+from ..errors import InvalidScope, OAuthError
+from .errors import InvalidAuthorizationDetails
 from .pointers import DerivedValue, NotRepresentable, display_path
 from .profiles import ActionsRule, Profile, ProfileSet, ResourceIdRule
 from .resource_ids import UndecodableSegment, resource_id_from_location

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import UnauthorizedClient
+from ...errors import UnauthorizedClient
 from .base import Principal, TokenRequest, subject_with_actor
 
 GRANT_TYPE = "client_credentials"

@@ -7,9 +7,9 @@ the authenticated client. An assertion's `jti` is accepted once.
 
 from __future__ import annotations
 
+from ...errors import InvalidGrant
+from ...jose.trusted_issuers import TrustedIssuers, UntrustedToken
 from ...store.contract import ReplayCache
-from ..errors import InvalidGrant
-from ..trusted_issuers import TrustedIssuers, UntrustedToken
 from .base import Principal, TokenRequest, subject_with_actor
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -11,8 +11,9 @@ import json
 import time
 
 from ...authzen.models import Subject
+from ...errors import InvalidGrant
 from ...store.contract import RefreshTokenStore
-from ..errors import InvalidDPoPProof, InvalidGrant
+from ..errors import InvalidDPoPProof
 from .base import Principal, RefreshContext, TokenRequest
 
 GRANT_TYPE = "refresh_token"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidGrant, InvalidRequest
-from ..trusted_issuers import TrustedIssuers, UntrustedToken, VerifiedToken
+from ...errors import InvalidGrant, InvalidRequest
+from ...jose.trusted_issuers import TrustedIssuers, UntrustedToken, VerifiedToken
 from .base import Principal, TokenRequest, subject_with_actor
 from .jwt_bearer import is_id_jag
 

@@ -7,17 +7,16 @@ signature, `iss`, `aud` and lifetime are then checked against that configuration
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jws import extract_compact
 
-from ..jwks import JWKSError, JWKSource
 from ..settings import TrustedIssuerSettings
+from .compact import MalformedJWS, parse_compact
+from .jwks import JWKSError, JWKSource
 
 LEEWAY_SECONDS = 60
 
@@ -52,12 +51,11 @@ class TrustedIssuers:
         """Check `token`; `audiences` are the acceptable `aud` values (default: the issuer's
         configured audience, else the bridge's issuer)."""
         try:
-            compact = extract_compact(token.encode("ascii"))
-            header = dict(compact.protected)
-            unverified = json.loads(compact.payload)
-        except (JoseError, ValueError, UnicodeError):
-            raise UntrustedToken("not a signed JWT") from None
-        claimed = unverified.get("iss") if isinstance(unverified, dict) else None
+            parsed = parse_compact(token)
+        except MalformedJWS as exc:
+            raise UntrustedToken(f"not a signed JWT: {exc}") from None
+        header = parsed.header
+        claimed = parsed.payload.get("iss")
         issuer = self._issuers.get(claimed) if isinstance(claimed, str) else None
         if issuer is None:
             raise UntrustedToken("not issued by a trusted issuer")

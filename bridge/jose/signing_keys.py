@@ -1,60 +1,29 @@
-"""Access token signing keys: generated on first start, kept in the store, rotated on demand.
+"""The bridge's signing keys (access tokens, binding tokens, callbacks): generated on first
+start, kept in the store, rotated on demand.
 
-Private keys reach the store only sealed (AES-GCM under a key-encryption key kept in a file
-of mode 0600), so a database dump signs nothing. Rotation publishes the new key at once and
-keeps every retired public key in the JWKS until the tokens it signed have expired. A
-running server picks up a rotation made by another process (`bridge keys rotate`) within
-`cache_seconds`.
+Private keys reach the store only sealed (`sealing`), so a database dump signs nothing.
+Rotation publishes the new key at once and keeps every retired public key in the JWKS until
+the tokens it signed have expired. A running server picks up a rotation made by another
+process (`bridge keys rotate`) within `cache_seconds`.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from ..store.contract import SigningKeyRecord, SigningKeyStore
+from .sealing import seal, unseal
 
 Key = ECKey | RSAKey | OKPKey
 
-_NONCE_BYTES = 12
-
-
-def load_or_create_kek(path: Path) -> bytes:
-    """The key-encryption key; a new random one (file mode 0600) when the file is absent."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first; read theirs
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-    raw = base64.b64decode(path.read_text().strip())
-    if len(raw) != 32:
-        raise ValueError(f"{path}: a key-encryption key must be 32 bytes (base64)")
-    return raw
-
-
-def seal(kek: bytes, kid: str, private_jwk: dict[str, Any]) -> bytes:
-    nonce = secrets.token_bytes(_NONCE_BYTES)
-    plain = json.dumps(private_jwk).encode()
-    return nonce + AESGCM(kek).encrypt(nonce, plain, kid.encode())
-
-
-def unseal(kek: bytes, kid: str, sealed: bytes) -> dict[str, Any]:
-    nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
-    data: dict[str, Any] = json.loads(AESGCM(kek).decrypt(nonce, body, kid.encode()))
-    return data
+# Where the bridge publishes the public halves (its `jwks_uri`): access tokens, binding
+# tokens and callbacks are all verified against them.
+JWKS_PATH = "/jwks"
 
 
 def generate_key(alg: str) -> Key:
