@@ -134,7 +134,7 @@ class _Loaded:
 def _load_everything(settings: Settings) -> _Loaded:
     """Every problem of the stores, the profiles and the client registry, at once (and what
     loaded, so that `serve` does not parse it all a second time)."""
-    from .app import load_stores
+    from .authzen.assembly import load_stores
 
     problems: list[Problem] = []
     stores: dict[str, PolicyStore] = {}

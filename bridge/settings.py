@@ -158,7 +158,16 @@ class PDPSettings(_Section):
 class StorageSettings(_Section):
     path: Path = Field(
         Path("var/bridge.sqlite3"),
-        description="The SQLite database file (created with its folder on first start).",
+        description=(
+            "The SQLite database file (created mode 0600, with its folder, on first start)."
+        ),
+    )
+    migrate_on_start: bool = Field(
+        True,
+        description=(
+            "Bring the database schema up to date when the bridge starts; when off, a "
+            "database that needs migrating is refused (run `bridge db migrate`)."
+        ),
     )
 
 

@@ -1,8 +1,10 @@
 """What several parts of the bridge share, made once per process: the store, the key that
-protects secrets at rest, the signing keys, one HTTP client, the trusted issuers."""
+protects secrets at rest, the signing keys, one HTTP client, the trusted issuers. Only the
+composition (`app`, `cli`) makes one; parts are handed the pieces they use."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,17 +13,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .jose.sealing import load_key_encryption_key
-from .jose.signing_keys import SigningKeys
+from .jose.sealing import kek_beside, load_key_encryption_key
+from .jose.signing_keys import JWKS_PATH, SigningKeys
 from .jose.trusted_issuers import TrustedIssuers
-from .oauth.metadata import JWKS_PATH
 from .settings import Settings
-from .store.sqlite import SQLiteStore
+from .store.backends import store_for
+from .store.contract import Store
+
+log = logging.getLogger("bridge")
 
 
 @dataclass
 class Shared:
-    store: SQLiteStore
+    store: Store
     kek: bytes
     keys: SigningKeys
     http: httpx.AsyncClient
@@ -29,8 +33,16 @@ class Shared:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Shared:
-        store = SQLiteStore(settings.resolve(settings.storage.path))
-        kek = load_key_encryption_key(settings.resolve(settings.oauth.key_encryption_key_file))
+        store = store_for(settings)
+        kek_file = settings.resolve(settings.oauth.key_encryption_key_file)
+        kek = load_key_encryption_key(kek_file)
+        if kek_beside(kek_file, settings.resolve(settings.storage.path)):
+            log.warning(
+                "the key-encryption key %s sits beside the database: a copy of that folder "
+                "opens every sealed secret. Keep it elsewhere (oauth.key_encryption_key_file) "
+                "or pass it in BRIDGE_KEY_ENCRYPTION_KEY (docs/operations.md)",
+                kek_file,
+            )
         http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         return cls(
             store=store,

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from bridge.deferral import DeferralService
-from bridge.oauth.deferred import request_identity
+from bridge.deferral.extension import request_identity
 from bridge.store.sqlite import deferrals as table
 from tests.dtr_fixtures import (
     PING_AGENT,

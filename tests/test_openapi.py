@@ -21,6 +21,8 @@ from bridge.access_requests import problems
 from bridge.access_requests.metadata import with_access_requests
 from bridge.access_requests.routes import API_PATH
 from bridge.app import create_app
+from bridge.deferral.extension import DeferredResponses
+from bridge.deferral.models import GRANT_DEFERRED
 from bridge.authzen.routes import StoreEndpoints
 from bridge.errors import OAuthError
 from bridge.oauth.metadata import (
@@ -245,9 +247,12 @@ def test_oauth_metadata_schema_lists_the_members_the_bridge_sends(
     document: dict[str, Any],
 ) -> None:
     def sent(*, deferred: bool) -> set[str]:
+        # The deferral extension's metadata needs none of its services.
+        extensions = [DeferredResponses(None, None)] if deferred else []  # type: ignore[arg-type]
+        grants = ["client_credentials", GRANT_DEFERRED] if deferred else ["client_credentials"]
         return set(
             authorization_server_metadata(
-                Settings(), ["customer_records"], ["read"], deferred=deferred
+                Settings(), ["customer_records"], ["read"], grants, extensions
             )
         )
 

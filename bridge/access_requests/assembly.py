@@ -1,11 +1,12 @@
-"""Everything `app.py` needs from the access request service, built from settings.
+"""The access request part (ARAP), assembled from settings.
 
-    ars = AccessRequests(settings, store, oauth.keys, deciders, issuers)
+    ars = AccessRequests(settings, store, keys, deciders, issuers)
     pdp = ars.decision_point(cedar_pdp, endpoints.pdp_id)     # per embedded store
+    filing = ars.filing_for(token_pdp, http)                  # where token requests file
     routes += ars.routes(settings.stores["default"].auth)
     handlers = ars.outbox_handlers()                          # {"arap_callback": ...}
+    chores += ars.chores()                                    # expiry, purge, remote status
     metadata = ars.metadata(endpoints.metadata())             # per store
-    await ars.service.sweep()                                 # now and then
 
 `deciders` maps each embedded store's PDP identifier (`StoreEndpoints.pdp_id`) to its
 *inner* Cedar PDP: approver decisions must not be turned into requestable denials.
@@ -15,32 +16,46 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
+import httpx
 from starlette.routing import Route
 
 from ..authzen.pdp import PDP
-from ..jose.signing_keys import SigningKeys
+from ..authzen.remote import RemotePDP
+from ..housekeeping import Chore
+from ..jose.signing_keys import JWKS_PATH, SigningKeys
 from ..jose.trusted_issuers import TrustedIssuers
-from ..oauth.metadata import JWKS_PATH
-from ..outbox import Handler
+from ..outbox import Delivered, Handler, Outcome
 from ..settings import PEPAuthSettings, Settings
-from ..store.contract import TaskStore
+from ..store.contract import OutboxRow, RemoteTaskStore, TaskStore
 from .auth import ApproverAuthenticator, RequesterAuthenticator
 from .binding_token import BindingTokens
 from .callbacks import KIND as CALLBACK_KIND
 from .callbacks import CallbackSender
+from .filing import AccessRequestFiling, EmbeddedFiling
+from .lifecycle import TASK_TERMINAL
 from .metadata import with_access_requests
 from .pdp import ARAPDecisionPoint
+from .remote_backend import RemoteAccessRequests, callback_routes
 from .routes import API_PATH, access_request_routes
 from .service import AccessRequestService
 from .tasks import TaskURLs
+
+
+class Store(TaskStore, RemoteTaskStore, Protocol):
+    """What this part keeps: its tasks, and those filed with a remote service."""
+
+
+# Every how many housekeeping passes finished access requests are purged.
+PURGE_EVERY_PASSES = 12
 
 
 class AccessRequests:
     def __init__(
         self,
         settings: Settings,
-        store: TaskStore,
+        store: Store,
         keys: SigningKeys,
         deciders: Mapping[str, PDP],
         issuers: TrustedIssuers,
@@ -54,6 +69,7 @@ class AccessRequests:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.remote: RemoteAccessRequests | None = None
         self.urls = TaskURLs(self.endpoint, self.public_url + API_PATH + "/approvals")
         self.tokens = BindingTokens(keys, settings.issuer, self.endpoint, clock)
         self.service = AccessRequestService(
@@ -97,15 +113,51 @@ class AccessRequests:
 
     def routes(self, requester_auth: PEPAuthSettings) -> list[Route]:
         requesters = RequesterAuthenticator(requester_auth, realm=self.public_url)
-        return access_request_routes(
+        routes = access_request_routes(
             self.service,
             requesters,
             self.approvers,
             max_body_bytes=self.settings.limits.max_body_bytes,
         )
+        if self.remote is not None:
+            routes = [*callback_routes(self.remote), *routes]
+        return routes
 
     def outbox_handlers(self) -> dict[str, Handler]:
-        return {CALLBACK_KIND: self.callbacks}
+        """ARAP callbacks; and for `TASK_TERMINAL`, a handler for when nothing waits on
+        tasks (no token endpoint): the part that does wait registers its own over it."""
+        return {CALLBACK_KIND: self.callbacks, TASK_TERMINAL: _nothing_waits}
 
     def metadata(self, base: dict[str, object]) -> dict[str, object]:
         return with_access_requests(base, endpoint=self.endpoint, jwks_uri=self.jwks_uri)
+
+    def filing_for(self, pdp: PDP, http: httpx.AsyncClient) -> AccessRequestFiling:
+        """Where token requests decided by `pdp` file their access requests: the remote
+        PDP's own service when it is remote, else this bridge's."""
+        remote = self.settings.pdp.remote
+        if isinstance(pdp, RemotePDP) and remote is not None:
+            self.remote = RemoteAccessRequests(
+                self.store,
+                pdp,
+                remote,
+                http,
+                public_url=self.public_url,
+                allow_private=self.settings.access_requests.allow_private_callbacks,
+                request_lifetime_seconds=self.settings.access_requests.request_lifetime_seconds,
+            )
+            return self.remote
+        return EmbeddedFiling(self.service)
+
+    def chores(self) -> list[Chore]:
+        chores = [
+            Chore("expire access requests", self.service.expire_due),
+            # Purging scans whole tables: seldom, not every few seconds.
+            Chore("purge access requests", self.service.sweep, every_passes=PURGE_EVERY_PASSES),
+        ]
+        if self.remote is not None:
+            chores.append(Chore("read remote access requests", self.remote.refresh_due))
+        return chores
+
+
+async def _nothing_waits(row: OutboxRow) -> Outcome:
+    return Delivered()

@@ -35,7 +35,6 @@ from ..authzen.errors import PDPError
 from ..authzen.models import JSONObject
 from ..jose import strict_json
 from ..jose.jwks import JWKSError
-from ..oauth.access_request_backend import FiledRequest, RequestOutcome
 from ..settings import RemotePDPSettings
 from ..store.contract.remote_access_requests import (
     PENDING,
@@ -44,6 +43,7 @@ from ..store.contract.remote_access_requests import (
     RemoteTaskRecord,
     RemoteTaskStore,
 )
+from .filing import FiledRequest, RequestOutcome
 from .lifecycle import TASK_TERMINAL
 from .problems import AccessRequestProblem, BadRequest, Unauthorized, status_problem
 from .remote_client import (

@@ -108,6 +108,15 @@ class Decision:
         return Decision(False, {"error": {"status": status, "message": message}})
 
 
+def requestable_denial(decision: Decision) -> bool:
+    """ARAP §3: a denial whose `context.access_request` says how to ask for an approval."""
+    return (
+        not decision.decision
+        and decision.context is not None
+        and isinstance(decision.context.get("access_request"), dict)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SearchPage:
     next_token: str

@@ -33,6 +33,10 @@ from .clients import Client, hash_secret, verify_secret
 log = logging.getLogger("bridge.oauth.client_auth")
 
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# The form parameters client authentication reads (RFC 6749 §2.3.1, RFC 7523 §2.2).
+CLIENT_AUTH_PARAMETERS = frozenset(
+    {"client_id", "client_secret", "client_assertion", "client_assertion_type"}
+)
 # Asymmetric only: a shared-secret (HS*) assertion would need the secret stored in clear.
 ASSERTION_ALGORITHMS = (
     "ES256", "ES384", "ES512", "RS256", "RS384", "RS512",

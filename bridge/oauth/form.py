@@ -53,6 +53,12 @@ class Form:
     def __contains__(self, name: object) -> bool:
         return name in self._values
 
+    def only(self, names: frozenset[str] | set[str]) -> Form:
+        """The same form without the parameters not in `names` (dropped, not refused)."""
+        kept = Form([])
+        kept._values = {n: v for n, v in self._values.items() if n in names}
+        return kept
+
     def as_dict(self) -> dict[str, str]:
         """Single-valued view (what client authentication reads)."""
         return {name: values[0] for name, values in self._values.items()}

@@ -44,8 +44,8 @@ class IntrospectionEndpoint(TokenManagementEndpoint):
     async def _access_token(self, token: str) -> dict[str, Any] | None:
         if token.count(".") != 2:
             return None
-        claims = await read(self._keys, token, self._issuer)
-        if claims is None or await self._store.is_access_token_revoked(str(claims.get("jti"))):
+        claims = await read(self.keys, token, self.issuer)
+        if claims is None or await self.store.is_access_token_revoked(str(claims.get("jti"))):
             return None
         body: dict[str, Any] = {"active": True}
         body.update({k: claims[k] for k in _SHOWN_CLAIMS if k in claims})
@@ -53,7 +53,7 @@ class IntrospectionEndpoint(TokenManagementEndpoint):
         return body
 
     async def _refresh_token(self, token: str, client: Client) -> dict[str, Any] | None:
-        record = await self._store.find_refresh_token(refresh_token_hash(token))
+        record = await self.store.find_refresh_token(refresh_token_hash(token))
         if (
             record is None
             or record.client_id != client.client_id

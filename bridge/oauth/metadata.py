@@ -3,31 +3,30 @@ headers) so a proxy in front cannot change what clients are told."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..jose.signing_keys import JWKS_PATH
 from ..settings import Settings
 from .client_auth import ASSERTION_ALGORITHMS
-from .deferred import DEFERRAL_CODE_TYPE
-from .deferred import GRANT_TYPE as DEFERRED_GRANT
-from .grants.client_credentials import GRANT_TYPE as CLIENT_CREDENTIALS
-from .grants.jwt_bearer import GRANT_TYPE as JWT_BEARER
-from .grants.refresh_token import GRANT_TYPE as REFRESH_TOKEN
-from .grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
+from .extensions import TokenExtension
 
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
-GRANT_TYPES = [CLIENT_CREDENTIALS, TOKEN_EXCHANGE, JWT_BEARER, REFRESH_TOKEN]
 REVOCABLE = ["access_token", "refresh_token"]
 
 TOKEN_PATH = "/token"
 INTROSPECTION_PATH = "/introspect"
 REVOCATION_PATH = "/revoke"
-JWKS_PATH = "/jwks"
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 
 
 def authorization_server_metadata(
-    settings: Settings, rar_types: list[str], scopes: list[str], *, deferred: bool
+    settings: Settings,
+    rar_types: list[str],
+    scopes: list[str],
+    grant_types: Iterable[str],
+    extensions: Sequence[TokenExtension],
 ) -> dict[str, Any]:
     issuer = settings.issuer
     metadata: dict[str, Any] = {
@@ -38,7 +37,7 @@ def authorization_server_metadata(
         "jwks_uri": issuer + JWKS_PATH,
         # No authorization endpoint: every grant served here is a direct token request.
         "response_types_supported": [],
-        "grant_types_supported": GRANT_TYPES,
+        "grant_types_supported": list(grant_types),
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         # Introspection shows what tokens carry: only confidential clients may ask.
@@ -47,13 +46,11 @@ def authorization_server_metadata(
         "authorization_details_types_supported": rar_types,
         "scopes_supported": scopes,
         "dpop_signing_alg_values_supported": settings.oauth.dpop.algorithms,
-        "revocation_endpoint_token_type_values_supported": REVOCABLE,
-    }
-    if deferred:
-        metadata["grant_types_supported"] = [*GRANT_TYPES, DEFERRED_GRANT]
-        metadata["deferred_token_response_supported"] = True
-        metadata["revocation_endpoint_token_type_values_supported"] = [
+        "revocation_endpoint_token_type_values_supported": [
             *REVOCABLE,
-            DEFERRAL_CODE_TYPE,
-        ]
+            *(t for e in extensions for t in e.revocable_token_types()),
+        ],
+    }
+    for extension in extensions:
+        metadata.update(extension.metadata())
     return metadata

@@ -27,14 +27,14 @@ class TokenManagementEndpoint:
         issuer: str,
         max_body_bytes: int,
     ) -> None:
-        self._clients = clients
-        self._keys = keys
-        self._store = store
-        self._issuer = issuer
-        self._max_body_bytes = max_body_bytes
+        self.clients = clients
+        self.keys = keys
+        self.store = store
+        self.issuer = issuer
+        self.max_body_bytes = max_body_bytes
 
     async def _client_and_token(self, request: Request) -> tuple[Client, str]:
         """Raises an `OAuthError` when the form, the client or the token is missing."""
-        form = await read_form(request, self._max_body_bytes)
-        client = await self._clients.authenticate(request.headers, form.as_dict())
+        form = await read_form(request, self.max_body_bytes)
+        client = await self.clients.authenticate(request.headers, form.as_dict())
         return client, form.require("token")

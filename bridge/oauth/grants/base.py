@@ -1,4 +1,15 @@
-"""What every grant receives and returns."""
+"""What every grant receives and returns, and the common shape of grants that name a
+principal.
+
+A grant is one module exporting a class with its `grant_type`, the form `parameters` it
+reads and a `token()` handler; the token endpoint hands it only those parameters (plus client
+authentication's and the extensions'), and has no special case for any grant. A grant whose
+parameters would change an earlier request (a poll may not carry `scope`) lists them in
+`refused`: the endpoint answers `invalid_request` when one is sent.
+
+Most grants only say who the token is for (`PrincipalGrant.principal`); what that principal
+may have is then asked of the PDP (`AccessDecision`), the same way for all of them.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +21,14 @@ from ..clients import Client
 from ..dpop import DPoPProof
 from ..form import Form
 
+# What a token request may ask for (RFC 9396, RFC 6749 §3.3, RFC 8707): read by every grant
+# whose access the PDP decides.
+ACCESS_PARAMETERS = frozenset({"authorization_details", "scope", "resource"})
+
 
 @dataclass(frozen=True)
 class TokenRequest:
-    form: Form
+    form: Form  # the declared parameters only
     client: Client
     proof: DPoPProof | None
 
@@ -46,9 +61,63 @@ class RefreshContext:
 
 
 class Grant(Protocol):
-    grant_type: str
+    @property
+    def grant_type(self) -> str: ...
 
-    async def principal(self, request: TokenRequest) -> Principal: ...
+    @property
+    def parameters(self) -> frozenset[str]: ...
+
+    @property
+    def refused(self) -> frozenset[str]: ...
+
+    @property
+    def extensible(self) -> bool:
+        """Whether token endpoint extensions (DTR's `completion_mode`) ride on this grant."""
+        ...
+
+    async def token(self, request: TokenRequest) -> dict[str, Any]:
+        """The token response body, or raise the `OAuthError` to answer."""
+        ...
+
+
+class Decider(Protocol):
+    """What a principal may have (`AccessDecision`): decided, then issued or refused."""
+
+    async def issue_for(
+        self, request: TokenRequest, grant_type: str, principal: Principal
+    ) -> dict[str, Any]: ...
+
+
+class PrincipalGrant:
+    """A grant that names a principal; the access is then decided for it.
+
+    Subclasses set `grant_type` and `own_parameters`, and implement `principal`, e.g.
+
+        class ClientCredentialsGrant(PrincipalGrant):
+            grant_type = "client_credentials"
+
+            async def principal(self, request: TokenRequest) -> Principal:
+                return Principal(subject=..., token_sub=request.client.client_id)
+    """
+
+    grant_type: str
+    own_parameters: frozenset[str] = frozenset()
+    refused: frozenset[str] = frozenset()
+    extensible = True
+    decider: Decider | None = None  # set by the OAuth assembly
+
+    @property
+    def parameters(self) -> frozenset[str]:
+        return self.own_parameters | ACCESS_PARAMETERS
+
+    async def principal(self, request: TokenRequest) -> Principal:
+        raise NotImplementedError
+
+    async def token(self, request: TokenRequest) -> dict[str, Any]:
+        if self.decider is None:
+            raise RuntimeError(f"{self.grant_type}: no access decision is wired in")
+        principal = await self.principal(request)
+        return await self.decider.issue_for(request, self.grant_type, principal)
 
 
 def subject_with_actor(subject_type: str, subject_id: str, act: dict[str, Any] | None) -> Subject:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ...errors import UnauthorizedClient
-from .base import Principal, TokenRequest, subject_with_actor
+from .base import Principal, PrincipalGrant, TokenRequest, subject_with_actor
 
 GRANT_TYPE = "client_credentials"
 
 
-class ClientCredentialsGrant:
+class ClientCredentialsGrant(PrincipalGrant):
     grant_type = GRANT_TYPE
+    own_parameters = frozenset()
 
     def __init__(self, client_subject_type: str) -> None:
         self._subject_type = client_subject_type

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ...errors import InvalidGrant
 from ...jose.trusted_issuers import TrustedIssuers, UntrustedToken
 from ...store.contract import ReplayCache
-from .base import Principal, TokenRequest, subject_with_actor
+from .base import Principal, PrincipalGrant, TokenRequest, subject_with_actor
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ID_JAG_TYP = "oauth-id-jag+jwt"
@@ -26,8 +26,9 @@ def is_id_jag(header: dict[str, object]) -> bool:
     return typ.removeprefix("application/") == ID_JAG_TYP
 
 
-class JWTBearerGrant:
+class JWTBearerGrant(PrincipalGrant):
     grant_type = GRANT_TYPE
+    own_parameters = frozenset({"assertion"})
 
     def __init__(self, issuers: TrustedIssuers, replay: ReplayCache, audiences: set[str]) -> None:
         self._issuers = issuers

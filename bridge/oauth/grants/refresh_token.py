@@ -14,7 +14,7 @@ from ...authzen.models import Subject
 from ...errors import InvalidGrant
 from ...store.contract import RefreshTokenStore
 from ..errors import InvalidDPoPProof
-from .base import Principal, RefreshContext, TokenRequest
+from .base import Principal, PrincipalGrant, RefreshContext, TokenRequest
 
 GRANT_TYPE = "refresh_token"
 
@@ -23,8 +23,9 @@ def refresh_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class RefreshTokenGrant:
+class RefreshTokenGrant(PrincipalGrant):
     grant_type = GRANT_TYPE
+    own_parameters = frozenset({"refresh_token"})
 
     def __init__(self, store: RefreshTokenStore) -> None:
         self._store = store

@@ -11,7 +11,7 @@ from typing import Any
 
 from ...errors import InvalidGrant, InvalidRequest
 from ...jose.trusted_issuers import TrustedIssuers, UntrustedToken, VerifiedToken
-from .base import Principal, TokenRequest, subject_with_actor
+from .base import Principal, PrincipalGrant, TokenRequest, subject_with_actor
 from .jwt_bearer import is_id_jag
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -26,8 +26,17 @@ JWT_TOKEN_TYPES = frozenset(
 ISSUABLE = frozenset({ACCESS_TOKEN_TYPE, "urn:ietf:params:oauth:token-type:jwt"})
 
 
-class TokenExchangeGrant:
+class TokenExchangeGrant(PrincipalGrant):
     grant_type = GRANT_TYPE
+    own_parameters = frozenset(
+        {
+            "subject_token",
+            "subject_token_type",
+            "actor_token",
+            "actor_token_type",
+            "requested_token_type",
+        }
+    )
 
     def __init__(self, issuers: TrustedIssuers) -> None:
         self._issuers = issuers

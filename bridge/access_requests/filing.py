@@ -1,8 +1,9 @@
-"""Where the token endpoint files its access requests: the bridge's own access request
-service, or the service a remote PDP's denial points at.
+"""Filing access requests for denied token requests: with the bridge's own service, or with
+the service a remote PDP's denials point at (`remote_backend.RemoteAccessRequests`).
 
-The deferral flow only needs three things of either: file a request for the denied
-evaluations, read how it ended (status and per-item approvals), cancel it.
+The deferral part only needs three things of either: file a request for the denied
+evaluations, read how it ended (status and per-item approvals), cancel it — and, for
+housekeeping, drop one that nobody waits on any more.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..access_requests.service import AccessRequestService, DeniedEvaluation, oauth_requester
+from .service import AccessRequestService, DeniedEvaluation, oauth_requester
 
 
 @dataclass(frozen=True)
 class FiledRequest:
-    id: str  # the task id the deferral waits on
+    id: str  # the task id a deferral waits on
     expires_at: float
 
 
@@ -26,15 +27,19 @@ class RequestOutcome:
     approvals: list[dict[str, Any]] = field(default_factory=list)  # one per item, in order
 
 
-class AccessRequestBackend(Protocol):
+class AccessRequestFiling(Protocol):
     async def file(self, denied: Sequence[DeniedEvaluation], client_id: str) -> FiledRequest: ...
 
     async def outcome(self, task_id: str) -> RequestOutcome: ...
 
     async def cancel(self, task_id: str, client_id: str) -> None: ...
 
+    async def abandon(self, task_id: str) -> None:
+        """Cancel whoever filed it: no deferral waits on it any more."""
+        ...
 
-class EmbeddedAccessRequests:
+
+class EmbeddedFiling:
     """The bridge's own service (embedded PDP): an in-process call, no HTTP."""
 
     def __init__(self, service: AccessRequestService) -> None:
@@ -51,3 +56,7 @@ class EmbeddedAccessRequests:
 
     async def cancel(self, task_id: str, client_id: str) -> None:
         await self._service.cancel(task_id, oauth_requester(client_id))
+
+    async def abandon(self, task_id: str) -> None:
+        task = await self._service.task(task_id)
+        await self._service.cancel(task_id, task.record.requester)

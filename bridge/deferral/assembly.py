@@ -1,0 +1,71 @@
+"""The deferral part, assembled: the Deferred Token Response installed into the OAuth part,
+with its outbox handlers and its housekeeping.
+
+    deferrals = Deferrals(settings, store, kek, oauth, pdp, filing, wake=worker.wake)
+    handlers.update(deferrals.outbox_handlers())   # pings, task_terminal
+    chores += deferrals.chores()                    # expiry
+
+`filing` is where access requests are filed: the bridge's own service, or the remote PDP's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..access_requests.filing import AccessRequestFiling
+from ..authzen.pdp import PDP
+from ..housekeeping import Chore
+from ..oauth.assembly import OAuth
+from ..outbox import Handler
+from ..settings import Settings
+from ..store.contract import DeferralStore
+from ..store.contract.deferrals import PING_KIND
+from .extension import DeferredResponses
+from .grant import DeferredGrant
+from .reevaluation import TASK_TERMINAL, Reevaluation
+from .service import DeferralService
+
+
+class Deferrals:
+    def __init__(
+        self,
+        settings: Settings,
+        store: DeferralStore,
+        kek: bytes,
+        oauth: OAuth,
+        pdp: PDP,
+        filing: AccessRequestFiling,
+        *,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.service = DeferralService(
+            store,
+            kek,
+            settings.deferral,
+            allow_private_callbacks=settings.access_requests.allow_private_callbacks,
+            on_queued=wake,
+        )
+        self.filing = filing
+        self.reevaluation = Reevaluation(pdp, filing, self.service)
+        self.extension = DeferredResponses(self.service, filing)
+        oauth.install(
+            self.extension,
+            grants=(DeferredGrant(self.service, self.reevaluation, filing, oauth.issuer),),
+        )
+
+    def outbox_handlers(self) -> dict[str, Handler]:
+        return {
+            PING_KIND: self.service.deliver_ping,
+            TASK_TERMINAL: self.reevaluation.on_task_terminal,
+        }
+
+    def chores(self) -> list[Chore]:
+        return [Chore("expire deferrals", self._expire)]
+
+    async def _expire(self) -> None:
+        """Expire what is due; an access request no deferral waits on any more is dropped."""
+        for task_id in await self.service.expire_due():
+            try:
+                await self.filing.abandon(task_id)
+            except Exception:  # already ended: nothing to cancel
+                continue

@@ -1,0 +1,87 @@
+"""The deferred grant (DTR §6.5): `grant_type=urn:ietf:params:oauth:grant-type:deferred`, the
+client polls with its `deferral_code` until the deferred request is settled.
+
+A poll may not change the request (DTR §4.1): `authorization_details`, `scope`, `resource`
+and `completion_mode` are refused. An approved code is decided once more before it is spent
+(single use, one compare-and-set), and the token is capped by the approval's end.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..access_requests.filing import AccessRequestFiling
+from ..authzen.models import Subject
+from ..errors import AccessDenied, InvalidGrant
+from ..oauth.grants.base import Principal, TokenRequest
+from ..oauth.issuance import Issuer
+from .models import GRANT_DEFERRED, DeferralExpired
+from .reevaluation import Reevaluation
+from .service import DeferralService
+
+log = logging.getLogger("bridge.deferral")
+
+
+class DeferredGrant:
+    grant_type = GRANT_DEFERRED
+    parameters = frozenset({"deferral_code"})
+    refused = frozenset({"authorization_details", "scope", "resource", "completion_mode"})
+    extensible = False
+
+    def __init__(
+        self,
+        deferrals: DeferralService,
+        reevaluation: Reevaluation,
+        filing: AccessRequestFiling,
+        issuer: Issuer,
+    ) -> None:
+        self._deferrals = deferrals
+        self._reevaluation = reevaluation
+        self._filing = filing
+        self._issuer = issuer
+
+    async def token(self, request: TokenRequest) -> dict[str, Any]:
+        client, proof = request.client, request.proof
+        code = request.form.require("deferral_code")
+        jkt = proof.jkt if proof is not None else None
+        try:
+            ready = await self._deferrals.poll(client, code, jkt)
+        except DeferralExpired as expired:
+            if expired.task_id is not None:
+                await cancel_quietly(self._filing, expired.task_id, client.client_id)
+            raise
+        snapshot = ready.snapshot
+        ok, until = await self._reevaluation.reevaluate(snapshot, ready.approvals)
+        if not ok:
+            await self._deferrals.deny(ready)
+            raise AccessDenied("the request is not permitted")
+        if not await self._deferrals.redeem(ready):
+            # Someone else changed the code meanwhile (a concurrent poll redeemed it, a
+            # revocation cancelled it, it expired): answer as its state now says.
+            await self._deferrals.poll(client, code, jkt)
+            raise InvalidGrant("the deferral code was already redeemed")
+        principal = snapshot["principal"]
+        caps = [t for t in (until, ready.approved_until) if t is not None]
+        return await self._issuer.issue(
+            grant_type=snapshot["grant_type"],
+            client=client,
+            principal=Principal(
+                subject=Subject.model_validate(principal["subject"]),
+                token_sub=principal["token_sub"],
+                act=principal.get("act"),
+            ),
+            details=snapshot["details"],
+            scope=snapshot["scope"],
+            resource=snapshot["resource"],
+            proof=proof,
+            not_after=min(caps) if caps else None,
+        )
+
+
+async def cancel_quietly(filing: AccessRequestFiling, task_id: str, client_id: str) -> None:
+    """Cancel the access request nobody waits on; one that already ended stays as it is."""
+    try:
+        await filing.cancel(task_id, client_id)
+    except Exception as exc:  # already terminal, or gone: nothing left to cancel
+        log.info("access request %s not cancelled: %s", task_id, exc)
