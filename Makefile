@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check bridge tests bench
 	$(BIN)/ruff format --check bridge tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/bridge check --config bridge.toml

@@ -1,4 +1,5 @@
-"""The `bridge` command: `serve` and `check`."""
+"""The `bridge` command: `serve`, `check`, and the commands of the parts (`clients`, `keys`,
+`policy`, `approvers`, `db`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from .settings import (
     StoreSettings,
     load_settings,
 )
+from .store import cli as db_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys_cli.register(commands)
     policy_cli.register(commands)
     demo_approvers.register(commands)
+    db_cli.register(commands)
 
     args = parser.parse_args(argv)
     if args.command == "policy":
@@ -66,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return keys_cli.run(args, settings)
     if args.command == "approvers":
         return demo_approvers.run(args, settings)
+    if args.command == "db":
+        return db_cli.run(args, settings)
     if args.command == "check":
         return _check(settings)
     return _serve(settings, args)

@@ -21,9 +21,9 @@ from bridge.access_requests import problems
 from bridge.access_requests.metadata import with_access_requests
 from bridge.access_requests.routes import API_PATH
 from bridge.app import create_app
+from bridge.authzen.routes import StoreEndpoints
 from bridge.deferral.extension import DeferredResponses
 from bridge.deferral.models import GRANT_DEFERRED
-from bridge.authzen.routes import StoreEndpoints
 from bridge.errors import OAuthError
 from bridge.oauth.metadata import (
     INTROSPECTION_PATH,

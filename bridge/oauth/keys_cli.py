@@ -15,7 +15,7 @@ from typing import Any
 from ..jose.sealing import load_key_encryption_key
 from ..jose.signing_keys import SigningKeys
 from ..settings import Settings
-from ..store.sqlite import SQLiteStore
+from ..store.backends import store_for
 from .clients import ClientRegistry
 
 # Retired keys stay published this much longer than the longest token lifetime (clock skew).
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(command: str, settings: Settings) -> int:
-    store = SQLiteStore(settings.resolve(settings.storage.path))
+    store = store_for(settings)
     await store.open()
     try:
         kek = load_key_encryption_key(settings.resolve(settings.oauth.key_encryption_key_file))

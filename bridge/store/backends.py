@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from ..settings import Settings
 from .contract import Store
 from .sqlite import SQLiteStore
+from .sqlite import migrations as sqlite_migrations
 
 
-def store_for(settings: Settings) -> Store:
-    """The configured store, not yet opened (`await store.open()` connects and migrates)."""
+def store_for(settings: Settings, *, migrate: bool | None = None) -> Store:
+    """The configured store, not yet opened (`await store.open()` connects and, unless
+    `migrate` or `storage.migrate_on_start` says no, migrates)."""
     storage = settings.storage
-    return SQLiteStore(settings.resolve(storage.path), migrate=storage.migrate_on_start)
+    if migrate is None:
+        migrate = storage.migrate_on_start
+    return SQLiteStore(settings.resolve(storage.path), migrate=migrate)
+
+
+def schema_status(settings: Settings) -> tuple[int, int, list[tuple[int, str]]]:
+    """(recorded version, latest version known, the pending migrations), read without
+    changing anything; a database that does not exist yet is at version 0."""
+    path = settings.resolve(settings.storage.path)
+    latest = sqlite_migrations.LATEST
+    if not path.exists():
+        return 0, latest, [(m.version, m.description) for m in sqlite_migrations.MIGRATIONS]
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        exists = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        version = 0
+        if exists:
+            row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            version = int(row[0] or 0)
+    finally:
+        db.close()
+    pending = [
+        (m.version, m.description) for m in sqlite_migrations.MIGRATIONS if m.version > version
+    ]
+    return version, latest, pending
