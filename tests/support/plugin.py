@@ -1,0 +1,15 @@
+"""Every service fixture in one pytest plugin.
+
+Enable them in a test module (or once, in the root conftest) with
+`pytest_plugins = ["tests.support.plugin"]`. Each server starts only when a test first asks
+for its fixture, so loading the plugin costs nothing for tests that use none of them.
+
+| fixture             | scope    | yields                                              |
+| ------------------- | -------- | --------------------------------------------------- |
+| `postgres`          | session  | `PostgresServer` (host, port, user, password, url)  |
+| `postgres_database` | module   | `PostgresDatabase`: a fresh database for the module |
+"""
+
+from tests.support.postgres import _postgres, _postgres_database
+
+__all__ = ["_postgres", "_postgres_database"]
