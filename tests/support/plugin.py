@@ -8,8 +8,12 @@ for its fixture, so loading the plugin costs nothing for tests that use none of 
 | ------------------- | -------- | --------------------------------------------------- |
 | `postgres`          | session  | `PostgresServer` (host, port, user, password, url)  |
 | `postgres_database` | module   | `PostgresDatabase`: a fresh database for the module |
+| `browser`           | session  | Playwright `Browser` (headless Debian Chromium)     |
+| `browser_context`   | function | a fresh `BrowserContext`, held to loopback          |
+| `page`              | function | a `Page` in that context                            |
 """
 
+from tests.support.browser import _browser, _browser_context, _page
 from tests.support.postgres import _postgres, _postgres_database
 
-__all__ = ["_postgres", "_postgres_database"]
+__all__ = ["_browser", "_browser_context", "_page", "_postgres", "_postgres_database"]
