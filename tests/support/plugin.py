@@ -11,9 +11,11 @@ for its fixture, so loading the plugin costs nothing for tests that use none of 
 | `browser`           | session  | Playwright `Browser` (headless Debian Chromium)     |
 | `browser_context`   | function | a fresh `BrowserContext`, held to loopback          |
 | `page`              | function | a `Page` in that context                            |
+| `smtp`              | session  | `SmtpServer` collecting received messages           |
 """
 
 from tests.support.browser import _browser, _browser_context, _page
 from tests.support.postgres import _postgres, _postgres_database
+from tests.support.smtp import _smtp
 
-__all__ = ["_browser", "_browser_context", "_page", "_postgres", "_postgres_database"]
+__all__ = ["_browser", "_browser_context", "_page", "_postgres", "_postgres_database", "_smtp"]
