@@ -12,10 +12,20 @@ for its fixture, so loading the plugin costs nothing for tests that use none of 
 | `browser_context`   | function | a fresh `BrowserContext`, held to loopback          |
 | `page`              | function | a `Page` in that context                            |
 | `smtp`              | session  | `SmtpServer` collecting received messages           |
+| `oidc_provider`     | session  | `OidcProvider`: issuer, clients, accounts           |
 """
 
 from tests.support.browser import _browser, _browser_context, _page
+from tests.support.oidc_provider import _oidc_provider
 from tests.support.postgres import _postgres, _postgres_database
 from tests.support.smtp import _smtp
 
-__all__ = ["_browser", "_browser_context", "_page", "_postgres", "_postgres_database", "_smtp"]
+__all__ = [
+    "_browser",
+    "_browser_context",
+    "_oidc_provider",
+    "_page",
+    "_postgres",
+    "_postgres_database",
+    "_smtp",
+]
