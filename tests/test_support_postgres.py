@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from tests.support.postgres import PostgresDatabase, PostgresServer
 
@@ -34,6 +35,15 @@ async def test_async_connection_and_skip_locked(postgres_database: PostgresDatab
                 await third.execute("SELECT id FROM jobs WHERE id = 1 FOR UPDATE NOWAIT")
         await first.rollback()
         await second.rollback()
+
+
+async def test_async_pool(postgres_database: PostgresDatabase) -> None:
+    async with (
+        AsyncConnectionPool(postgres_database.url, min_size=1, max_size=2, open=False) as pool,
+        pool.connection() as conn,
+    ):
+        row = await (await conn.execute("SELECT current_database()")).fetchone()
+    assert row == (postgres_database.database,)
 
 
 def test_server_listens_on_loopback_with_a_password(postgres: PostgresServer) -> None:

@@ -260,17 +260,22 @@ def postgres_server() -> Iterator[PostgresServer]:
         started = True
         password = secrets.token_urlsafe(18)
         admin = f"host={base} port={port} user={SUPERUSER} dbname=postgres"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
-                    sql.Identifier(ROLE), sql.Literal(password)
+        try:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
+                        sql.Identifier(ROLE), sql.Literal(password)
+                    )
                 )
-            )
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(DATABASE), sql.Identifier(ROLE)
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(DATABASE), sql.Identifier(ROLE)
+                    )
                 )
-            )
+        except psycopg.Error as exc:
+            raise ServiceSetupError(
+                f"{WHAT}: creating the test role and database failed: {exc}\n{file_tail(log_file)}"
+            ) from exc
         yield PostgresServer(
             host="127.0.0.1",
             port=port,
