@@ -231,8 +231,8 @@ def postgres_server() -> Iterator[PostgresServer]:
             shutil.chown(base, user=user)
             run(
                 _as_user(user, ["test", "-w", base]),
-                what=f"{WHAT}: user {user} cannot write {base}; set TMPDIR to a folder "
-                "every user can reach",
+                what=f"{WHAT}: checking that user {user} can write {base} (if not, set "
+                "TMPDIR to a folder every user can reach)",
             )
         run(
             _as_user(
