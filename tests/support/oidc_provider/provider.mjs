@@ -112,7 +112,7 @@ function configuration() {
 }
 
 const server = createServer();
-server.listen(config.port ?? 0, config.host ?? '127.0.0.1', () => {
+server.listen(config.port ?? 0, config.host ?? '127.0.0.1', async () => {
   const { address, port } = server.address();
   const issuer = `http://${address}:${port}`;
   const provider = new Provider(issuer, configuration());
@@ -138,6 +138,17 @@ server.listen(config.port ?? 0, config.host ?? '127.0.0.1', () => {
     }
     await next();
   });
+
+  // oidc-provider checks a client's metadata when it first looks the client up: do that now,
+  // so a test's bad client fails the start with the reason, not a later sign-in.
+  for (const { client_id: clientId } of config.clients ?? []) {
+    try {
+      await provider.Client.find(clientId);
+    } catch (error) {
+      console.error(`invalid client ${JSON.stringify(clientId)}: ${error.error_description ?? error.message}`);
+      process.exit(1);
+    }
+  }
 
   server.on('request', provider.callback());
   process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
