@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 # written into the working tree, and a blob printed to reproduce a failure. No shrinking:
 # these inputs are small to read already, and shrinking a failure costs seconds per test.
 PROPERTY_SETTINGS = settings(
-    max_examples=20,
+    max_examples=10,
     deadline=None,
     database=None,
     print_blob=True,
@@ -36,7 +36,7 @@ PROPERTY_SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 # Over HTTP each example is two requests: fewer of them.
-HTTP_SETTINGS = settings(PROPERTY_SETTINGS, max_examples=6)
+HTTP_SETTINGS = settings(PROPERTY_SETTINGS, max_examples=3)
 
 
 class Described(str):
