@@ -65,6 +65,7 @@ from tests.hostile import (
     LONE_SURROGATE_ESCAPES,
     PROPERTY_SETTINGS,
     THOUSANDS,
+    Described,
     deep_jws,
     deepest_accepted,
     hostile_json_text,
@@ -380,10 +381,24 @@ def test_authorization_details_returns_entries_or_raises_invalid_authorization_d
     parse_details(raw)
 
 
+def hostile_at(
+    place: str, make: Callable[[st.SearchStrategy[str]], st.SearchStrategy[str]]
+) -> st.SearchStrategy[str]:
+    """The valid value at `place` made hostile by `make`; in a location only its last path
+    segment is, so that the URL pattern of the profile still matches around it."""
+    value = _valid_at(place)
+    if place.endswith("locations"):
+        head, _, tail = value.rpartition("/")
+        return make(st.just(tail)).map(lambda t: Described(f"{head}/{t}", f"{head}/ + {t!r}"))
+    return make(st.just(value))
+
+
 def _valid_at(place: str) -> str:
     entry, path = RAR_PLACES[place]
     value: Any = entry
     for name in path:
+        if isinstance(value, dict) and name not in value:
+            return "text"  # a member the entry leaves out
         value = value[name]
     assert isinstance(value, str)
     return value
@@ -409,7 +424,7 @@ def test_authorization_details_refuses_control_characters_in_locations(
     shown(place=place)
     # A location is a URI (RFC 9396 §2.2), and a URI has no control characters (RFC 3986 §2):
     # accepted, the character is written into the access token's authorization_details.
-    value = data.draw(with_control_character(st.just(_valid_at(place))), label="location")
+    value = data.draw(hostile_at(place, with_control_character), label="location")
     entries = parse_details(_entry_with(*RAR_PLACES[place], json_text(value)))
     assert entries is None, f"accepted a location with a control character: {value!r}"
 
@@ -420,7 +435,7 @@ def test_authorization_details_refuses_control_characters_in_locations(
 def test_authorization_details_refuses_lone_surrogates(place: str, data: st.DataObject) -> None:
     shown(place=place)
     # Not I-JSON, and not encodable as UTF-8: an accepted entry reaches the PDP and the token.
-    value = data.draw(with_lone_surrogate(st.just(_valid_at(place))), label="value")
+    value = data.draw(hostile_at(place, with_lone_surrogate), label="value")
     entries = parse_details(_entry_with(*RAR_PLACES[place], json_text(value)))
     assert entries is None, f"accepted a lone surrogate at {place}: {value!r}"
 
