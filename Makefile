@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench check clean
+.PHONY: run test lint bench check fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.token_endpoint
 	$(BIN)/python -m bench.policy_validate
 	$(BIN)/python -m bench.deferral
+
+# Schemathesis against every operation of openapi/bridge.json on a live bridge configured like
+# the demo (fuzz/README.md); a few minutes. FUZZ_ARGS: e.g. --max-examples 100 --seed 1.
+fuzz: $(STAMP)
+	$(BIN)/ruff check fuzz
+	$(BIN)/ruff format --check fuzz
+	$(BIN)/mypy --strict fuzz
+	$(BIN)/python -m fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""`make fuzz`: schemathesis against a running bridge configured like the local demo."""
