@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import httpx
 from joserfc import jws
 
+from ..grammar import is_uri
 from ..jose.signing_keys import SigningKeys
 from ..outbound import OutboundPoster, Resolver, TargetRefused, system_resolver
 from ..outbox import Delivered, GiveUp, Outcome, Retry
@@ -69,6 +70,8 @@ def check_callback(raw: object, *, allow_private: bool) -> dict[str, Any]:
 
 
 def allowed_target(url: str, allow_private: bool) -> bool:
+    if not is_uri(url):
+        return False
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises on a malformed port

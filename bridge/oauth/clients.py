@@ -31,6 +31,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..grammar import is_uri
 from ..settings import ConfigError, ConfigProblem
 
 log = logging.getLogger("bridge.oauth.clients")
@@ -147,7 +148,7 @@ class ClientSettings(BaseModel):
     @field_validator("jwks_uri")
     @classmethod
     def _https(cls, url: str | None) -> str | None:
-        if url is not None and not re.match(r"^https://[^/?#\s]+", url):
+        if url is not None and not (is_uri(url) and re.match(r"^https://[^/?#]+", url)):
             raise ValueError("must be an https URL")
         return url
 
@@ -156,8 +157,11 @@ class ClientSettings(BaseModel):
     def _https_or_loopback(cls, url: str | None) -> str | None:
         # Loopback http is registrable for local testing; pings go there only when
         # `access_requests.allow_private_callbacks` is on.
-        if url is not None and not re.match(
-            r"^(https://[^/?#\s]+|http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?[/?]?)", url
+        if url is not None and not (
+            is_uri(url)
+            and re.match(
+                r"^(https://[^/?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?[/?]?)", url
+            )
         ):
             raise ValueError("must be an https URL (or loopback http, for local testing)")
         return url

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import InvalidRequest, InvalidScope
+from ..grammar import is_scope_token, is_uri
 from ..rar.authorization_details import parse_authorization_details
 from ..rar.errors import InvalidAuthorizationDetails
 from ..rar.narrowing import is_narrowing
@@ -65,8 +66,13 @@ def read_requested_access(
         else []
     )
     raw_scope = form.get("scope")
-    scope = list(dict.fromkeys(raw_scope.split())) if raw_scope is not None else []
+    # Tokens separated by spaces (extra spaces tolerated); a tab or line break is no separator.
+    tokens = [t for t in raw_scope.split(" ") if t] if raw_scope is not None else []
+    scope = list(dict.fromkeys(tokens))
     for value in scope:
+        if not is_scope_token(value):
+            # RFC 6749 §3.3: tokens of printable ASCII, separated by single spaces.
+            raise InvalidScope(f"scope {value!r} is not a scope token")
         if value not in client.scopes:
             raise InvalidScope(f"scope {value} is not allowed for this client")
     resource = [_resource_indicator(value) for value in form.all("resource")]
@@ -96,6 +102,6 @@ def read_requested_access(
 def _resource_indicator(value: str) -> str:
     """RFC 8707 §2: an absolute URI without a fragment."""
     parts = urlsplit(value)
-    if not parts.scheme or not parts.netloc or parts.fragment or "#" in value:
+    if not is_uri(value) or not parts.netloc or parts.fragment or "#" in value:
         raise InvalidTarget(f"resource {value!r} is not an absolute URI without a fragment")
     return value

@@ -17,10 +17,15 @@ from cedarpy import pst
 
 from ..authzen.cedar.source import Statement
 from ..authzen.cedar.store import StoreProblem
+from ..grammar import is_template_name
 from .approval import APPROVAL, APPROVE_ACTION, admits_approve, approvable_by
 from .locate import PolicyFile, Position
 
 _NO_TEMPLATE = '@approval needs a template name, e.g. @approval("manager")'
+_BAD_TEMPLATE = (
+    "@approval template {template!r} is not a name: letters, digits and _ - . : only, "
+    "starting with a letter or digit"
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ def authoring_problems(
             )
         elif not template:
             problems.append(policy.problem(_NO_TEMPLATE, APPROVAL))
+        elif not is_template_name(template):
+            problems.append(policy.problem(_BAD_TEMPLATE.format(template=template), APPROVAL))
         else:
             requested.append((policy, template))
     approvers = [

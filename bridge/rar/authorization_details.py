@@ -3,9 +3,10 @@
 The checks run in the bridge's fixed order (AROP notes §9), each over every entry before
 the next begins: strict JSON → a non-empty array within the size limit → every element an
 object with a non-empty string `type` → every type known → every type allowed for the
-client → the common fields of the right JSON types → each type's JSON Schema. A fixed order
-makes the first reported problem predictable for client developers and for tests; the cheap
-structural checks come first so a bad request never reaches schema validation. Every
+client → the common fields of the right JSON types and grammars → each type's JSON Schema.
+A fixed order makes the first reported problem predictable for client developers and for
+tests; the cheap structural checks come first so a bad request never reaches schema
+validation. Every
 refusal is `invalid_authorization_details` with a description naming the entry.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..grammar import has_control_character, is_uri
 from ..jose.strict_json import DuplicateMemberError, StrictJSONError, loads
 from .errors import InvalidAuthorizationDetails
 from .profiles import ProfileSet
@@ -110,6 +112,8 @@ def _typed_entry(index: int, element: Any) -> Entry:
 
 
 def _check_common_fields(index: int, entry: Entry) -> None:
+    """RFC 9396 §2.2: the common fields' JSON types; `locations` are URIs, and none of these
+    identifiers may hold a control character (they end up in the access token)."""
     for name in COMMON_ARRAYS:
         if name not in entry:
             continue
@@ -117,11 +121,20 @@ def _check_common_fields(index: int, entry: Entry) -> None:
         if not isinstance(items, list):
             raise _refuse(f"{_at(index)}.{name}: must be an array of strings")
         for position, item in enumerate(items):
+            where = f"{_at(index)}.{name}[{position}]"
             if not isinstance(item, str):
-                raise _refuse(f"{_at(index)}.{name}[{position}]: must be a string")
+                raise _refuse(f"{where}: must be a string")
+            if name == "locations" and not is_uri(item):
+                raise _refuse(f"{where}: must be an absolute URI (RFC 3986)")
+            if has_control_character(item):
+                raise _refuse(f"{where}: must not contain control characters")
     for name in COMMON_STRINGS:
-        if name in entry and not isinstance(entry[name], str):
+        if name not in entry:
+            continue
+        if not isinstance(entry[name], str):
             raise _refuse(f"{_at(index)}.{name}: must be a string")
+        if has_control_character(entry[name]):
+            raise _refuse(f"{_at(index)}.{name}: must not contain control characters")
 
 
 def _at(index: int) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cedarpy
 
+from ...grammar import is_template_name
 from ...problems import Problem, ProblemsError
 from .entities import EntityGraph
 from .index import PolicyIndex, PolicyRecord, build_policy_set
@@ -57,8 +58,8 @@ class PolicyStore:
             if policy is None or policy.effect != "forbid":
                 return None
             template = policy.annotations.get(APPROVAL_ANNOTATION)
-            if not template:
-                return None
+            if not template or not is_template_name(template):
+                return None  # `bridge policy validate` reports a name outside the grammar
             templates.add(template)
         return templates.pop() if len(templates) == 1 else None
 
