@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -29,14 +28,15 @@ from bridge.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
-# The AuthZEN interop data lives beside the project (public data, not part of the product).
-INTEROP = Path(os.environ.get("BRIDGE_INTEROP_DIR", REPO.parent / "shared" / "authzen-interop"))
+# Copies of the AuthZEN interop data, at their paths in openid/authzen (see its README.md).
+INTEROP = REPO / "tests" / "data" / "authzen-interop"
 
 
 def interop_file(relative: str) -> Any:
-    path = INTEROP / "openid-authzen" / relative
+    """An interop data file, by its path in the upstream repository."""
+    path = INTEROP / relative
     if not path.is_file():
-        pytest.fail(f"interop data not found: {path} (set BRIDGE_INTEROP_DIR)")
+        pytest.fail(f"interop data not found: tests/data/authzen-interop/{relative}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
