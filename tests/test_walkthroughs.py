@@ -127,7 +127,14 @@ class Shell:
     """One bash process; `run` sends it a block and collects what the block printed."""
 
     def __init__(self, cwd: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "LC_ALL": "C.UTF-8"}
+        # The reader's shell, less what would change what curl or bash do here: proxies
+        # (the server is on loopback), a ~/.curlrc, a BASH_ENV start-up file.
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.lower().endswith("_proxy") and name not in ("BASH_ENV", "ENV")
+        }
+        env.update(PYTHONPATH=str(REPO), LC_ALL="C.UTF-8", HOME=str(cwd))
         self._proc = subprocess.Popen(
             ["bash", "--noprofile", "--norc"],
             stdin=subprocess.PIPE,
