@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,14 +29,15 @@ from bridge.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
-# The AuthZEN interop data lives beside the project (public data, not part of the product).
-INTEROP = Path(os.environ.get("BRIDGE_INTEROP_DIR", REPO.parent / "shared" / "authzen-interop"))
+# Copies of the AuthZEN interop data, at their paths in openid/authzen (see its README.md).
+INTEROP = REPO / "tests" / "data" / "authzen-interop"
 
 
 def interop_file(relative: str) -> Any:
-    path = INTEROP / "openid-authzen" / relative
+    """An interop data file, by its path in the upstream repository."""
+    path = INTEROP / relative
     if not path.is_file():
-        pytest.fail(f"interop data not found: {path} (set BRIDGE_INTEROP_DIR)")
+        pytest.fail(f"interop data not found: tests/data/authzen-interop/{relative}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -92,6 +93,43 @@ def settings_for(tmp_path: Path, stores: dict[str, Path], extra: str = "") -> Se
     return load_settings(write_config(tmp_path / "bridge.toml", stores, extra))
 
 
+# The stores of the shipped bridge.toml, which `make run` serves, in its order.
+DEMO_STORES = ["default", "certification", "todo", "search", "gateway", "idp"]
+# The public URL of the tests' copy of the demo: fixed, whatever bridge.toml says.
+DEMO_PUBLIC_URL = "https://bridge.test"
+
+
+def write_demo_config(
+    folder: Path, *, public_url: str = DEMO_PUBLIC_URL, port: int | None = None
+) -> Path:
+    """`folder/bridge.toml`: the demo of the shipped bridge.toml (the same stores, the demo
+    approver issuer, the shipped profiles, a copy of clients.toml), with the given server
+    URL and its state (database, keys) in `folder/var`, so that nothing the user sets in
+    bridge.toml, and no state of `make run`, reaches the tests."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO / "clients.toml", folder / "clients.toml")
+    server = ['host = "127.0.0.1"', f"public_url = {json.dumps(public_url)}"]
+    if port is not None:
+        server.insert(1, f"port = {port}")
+    lines = [
+        "[server]",
+        *server,
+        "",
+        "[access_requests]",
+        'demo_approver_key_file = "var/demo-approvers.jwk"',
+        "",
+        "[oauth]",
+        'clients_file = "clients.toml"',
+        f"profiles_dir = {json.dumps(str(REPO / 'profiles'))}",
+        "",
+    ]
+    for name in DEMO_STORES:
+        lines += [f"[stores.{name}]", f"path = {json.dumps(str(POLICIES / name))}", ""]
+    path = folder / "bridge.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
 @contextlib.contextmanager
 def serve(settings: Settings) -> Iterator[ServerThread]:
     with ServerThread(create_app(settings)) as server:
@@ -133,9 +171,11 @@ def bridge_process(config: Path, port: int | None = None) -> Iterator[subprocess
 
 
 @pytest.fixture(scope="session")
-def demo_server() -> Iterator[ServerThread]:
-    """The bridge as `make run` configures it (all shipped stores), shared by many tests."""
-    with serve(load_settings(REPO / "bridge.toml")) as server:
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """The bridge as `make run` configures it (all shipped stores, public URL
+    DEMO_PUBLIC_URL), shared by many tests."""
+    config = write_demo_config(tmp_path_factory.mktemp("demo"))
+    with serve(load_settings(config)) as server:
         yield server
 
 

@@ -1,8 +1,9 @@
 """The AuthZEN Authorization API 1.0 certification scenario against the `certification` store.
 
-Everything here goes over real HTTP to the bridge serving bridge.toml (`client` fixture) at
-`/stores/certification/access/v1/...`. Expected values come from the certification scenario
-(shared/specs/authzen-api.md §8) and the bridge's documented choices (§2, §4, §5).
+Everything here goes over real HTTP to the bridge serving the demo configuration (`client`
+fixture) at `/stores/certification/access/v1/...`. Expected values come from the
+certification scenario (shared/specs/authzen-api.md §8) and the bridge's documented choices
+(§2, §4, §5).
 """
 
 from __future__ import annotations

@@ -3,8 +3,11 @@
 - docs/configuration.md has a table row for every option of bridge/settings.py, written as
   `section.option` in the first column (`stores.<name>.…` for store and auth options), and
   no row for an option that does not exist;
-- README.md gives `make run` and `make test` before its first `##` heading;
-- no document names a path of the machine it was written on.
+- README.md gives `make run` and `make test` before its first `##` heading, and stays
+  under 300 lines;
+- relative links between documents point at files that exist;
+- no document (any Markdown file of the project) names a path of the machine it was
+  written on.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from bridge.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 CONFIGURATION = REPO / "docs" / "configuration.md"
 README = REPO / "README.md"
-DOCS = [README, CONFIGURATION, REPO / "docs" / "policy-authoring.md"]
+# Every Markdown file of the project (hidden folders such as .venv left out).
+DOCS = sorted(
+    path
+    for path in REPO.rglob("*.md")
+    if not any(part.startswith(".") for part in path.relative_to(REPO).parts)
+)
 
 # `dict[str, StoreSettings]` tables are documented under this placeholder key.
 NAME_PLACEHOLDER = "<name>"
@@ -100,7 +108,36 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "make test" in intro
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_readme_stays_short() -> None:
+    # What a newcomer needs in the first hour; the rest lives in docs/.
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 300
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_relative_links_point_at_files(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^()\s]+)\)", text)
+    broken = [
+        target
+        for target in targets
+        if not re.match(r"[a-z]+:|#", target) and not (doc.parent / target.split("#")[0]).exists()
+    ]
+    assert not broken, f"{doc.name} links to missing files: {broken}"
+
+
+def test_the_documents_include_the_walkthroughs_and_data_notes() -> None:
+    names = {path.relative_to(REPO).as_posix() for path in DOCS}
+    assert {
+        "README.md",
+        "docs/configuration.md",
+        "docs/walkthroughs/tokens.md",
+        "docs/walkthroughs/approvals.md",
+        "policies/README.md",
+        "tests/data/authzen-interop/README.md",
+    } <= names
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(REPO).as_posix())
 def test_no_machine_paths(doc: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     found = re.findall(r"(?<![\w.])/(?:work|home|root|Users|tmp)/\S*", text)

@@ -7,13 +7,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import interop_file
+from tests.conftest import INTEROP, interop_file
 
 TODO = interop_file("interop/authzen-todo-backend/test/decisions-authorization-api-1_0-02.json")
 GATEWAY = interop_file("interop/authzen-api-gateways/test-harness/test/decisions.json")
@@ -41,6 +43,21 @@ def test_suite_sizes() -> None:
     sizes = [len(SEARCH[k]["evaluation"]) for k in ("subject", "resource", "action")]
     assert sizes == [60, 18, 120]
     assert len(GATEWAY["evaluation"]) == 25 and len(IDP["search"]) == 6
+
+
+def test_the_data_files_are_the_listed_upstream_copies() -> None:
+    # Each row of the README's table: | `path` | commit | licence | `sha256` |
+    readme = (INTEROP / "README.md").read_text(encoding="utf-8")
+    row = r"^\| `([^`]+)` \|[^|]+\|[^|]+\| `([0-9a-f]{64})` \|$"
+    rows = re.findall(row, readme, re.MULTILINE)
+    listed = dict(rows)
+    assert len(listed) == len(rows) == 11
+    found = {
+        path.relative_to(INTEROP).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in INTEROP.rglob("*")
+        if path.is_file() and path.name != "README.md"
+    }
+    assert found == listed
 
 
 @pytest.mark.parametrize("case", TODO["evaluation"], ids=_ids(TODO["evaluation"]))

@@ -52,10 +52,25 @@ def document() -> dict[str, Any]:
     return data
 
 
+def shipped_settings(state: Path) -> Settings:
+    """bridge.toml, with the files the app makes when it is built (the key-encryption key,
+    the demo approver key; the database too, should it be opened) in `state`, not in the
+    repository's var/."""
+    settings = load_settings(REPO / "bridge.toml")
+    oauth = settings.oauth.model_copy(update={"key_encryption_key_file": state / "kek"})
+    access = settings.access_requests
+    if access.demo_approver_key_file is not None:
+        access = access.model_copy(update={"demo_approver_key_file": state / "demo.jwk"})
+    storage = settings.storage.model_copy(update={"path": state / "bridge.sqlite3"})
+    return settings.model_copy(
+        update={"oauth": oauth, "access_requests": access, "storage": storage}
+    )
+
+
 @pytest.fixture(scope="module")
-def served() -> set[tuple[str, str]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str]]:
     """(path, method) of every route the app serves with bridge.toml, HEAD left out."""
-    app = create_app(load_settings(REPO / "bridge.toml"))
+    app = create_app(shipped_settings(tmp_path_factory.mktemp("openapi")))
     out: set[tuple[str, str]] = set()
     for route in app.routes:
         assert isinstance(route, Route), f"unexpected route kind: {route!r}"

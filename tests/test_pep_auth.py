@@ -24,7 +24,7 @@ from tests.conftest import POLICIES, ServerThread, serve, settings_for
 
 ISSUER = "https://issuer.example.com"
 AUDIENCE = "https://pdp.example.com/bridge"
-PUBLIC_URL = "http://127.0.0.1:8080"  # settings default: the realm and the default audience
+PUBLIC_URL = "https://pdp.test/bridge"  # server.public_url: the realm and the default audience
 TENANT_AUDIENCE = f"{PUBLIC_URL}/stores/tenant"
 KEYS = ["key-one-8f3b2c", "key-two-71d0aa"]
 TENANT_KEY = "tenant-key-5e9a1f"
@@ -73,6 +73,9 @@ def jwks(*keys: ECKey) -> dict[str, Any]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     extra = "\n".join(
         [
+            "[server]",
+            f"public_url = {toml_value(PUBLIC_URL)}",
+            "",
             "[stores.default.auth]",
             f"api_keys = {toml_value(KEYS)}",
             f"jwt_issuer = {toml_value(ISSUER)}",

@@ -17,7 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import POLICIES, ServerThread, serve, settings_for
+from tests.conftest import (
+    DEMO_PUBLIC_URL,
+    DEMO_STORES,
+    POLICIES,
+    ServerThread,
+    serve,
+    settings_for,
+)
 
 JSON = {"content-type": "application/json"}
 CERT = "/stores/certification/access/v1"
@@ -44,8 +51,7 @@ VALID = {
 }
 ENDPOINTS = list(VALID)
 
-STORES = ["default", "certification", "todo", "search", "gateway", "idp"]
-PUBLIC_URL = "http://127.0.0.1:8080"  # bridge.toml
+STORES = DEMO_STORES
 
 
 def url(endpoint: str) -> str:
@@ -793,7 +799,7 @@ def _check_metadata(document: Any, pdp: str) -> None:
 def test_metadata_document_per_store(client: httpx.Client, store: str) -> None:
     suffix = "" if store == "default" else f"/stores/{store}"
     response = client.get(f"/.well-known/authzen-configuration{suffix}")
-    _check_metadata(ok(response), PUBLIC_URL + suffix)
+    _check_metadata(ok(response), DEMO_PUBLIC_URL + suffix)
 
 
 def test_metadata_endpoints_are_served_where_they_point(client: httpx.Client) -> None:
