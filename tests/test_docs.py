@@ -25,11 +25,15 @@ from bridge.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 CONFIGURATION = REPO / "docs" / "configuration.md"
 README = REPO / "README.md"
-# Every Markdown file of the project (hidden folders such as .venv left out).
+# Every Markdown file of the project: hidden folders (.venv) and installed packages
+# (node_modules) and generated output (var) left out.
+_NOT_OURS = {"node_modules", "var"}
 DOCS = sorted(
     path
     for path in REPO.rglob("*.md")
-    if not any(part.startswith(".") for part in path.relative_to(REPO).parts)
+    if not any(
+        part.startswith(".") or part in _NOT_OURS for part in path.relative_to(REPO).parts
+    )
 )
 
 # `dict[str, StoreSettings]` tables are documented under this placeholder key.
