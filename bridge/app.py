@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
+from . import __version__
 from .access_requests.assembly import AccessRequests
 from .authzen.assembly import AuthZEN, load_stores, token_pdp
 from .authzen.cedar.reload import watch
@@ -24,7 +25,7 @@ from .deferral.assembly import Deferrals
 from .demo_approvers import with_demo_issuer
 from .health import health_routes
 from .housekeeping import Chore, run_forever
-from .middleware import RequestIDMiddleware
+from .middleware import Protocols, RequestIDMiddleware
 from .oauth.assembly import OAuth
 from .outbox import Handler, OutboxWorker
 from .rar import ProfileSet, load_profiles
@@ -36,6 +37,18 @@ log = logging.getLogger("bridge")
 # Delivered side effects are kept a day for inspection, then purged with the other chores.
 OUTBOX_RETENTION_SECONDS = 86_400.0
 OUTBOX_PURGE_EVERY_PASSES = 12
+
+
+def startup_line(settings: Settings, oauth: bool) -> str:
+    """What an operator checks first in a log: where the bridge answers and with what."""
+    stores = ", ".join(f"{name} ({settings.stores[name].path})" for name in settings.stores)
+    storage = f"SQLite {settings.resolve(settings.storage.path)}"
+    demo = settings.access_requests.demo_approver_key_file is not None
+    return (
+        f"AuthZEN Bridge {__version__} at {settings.server.public_url}: stores {stores}; "
+        f"storage {storage}; token endpoint {'on' if oauth else 'off'}; "
+        f"demo approver issuer {'ON (local demo only)' if demo else 'off'}"
+    )
 
 
 def create_app(
@@ -97,19 +110,21 @@ def create_app(
     chores.append(Chore("purge the outbox", purge_outbox, every_passes=OUTBOX_PURGE_EVERY_PASSES))
 
     default_auth = settings.stores["default"].auth if "default" in settings.stores else None
+    oauth_routes = oauth.routes() if oauth is not None else []
     # The router tries routes in order: the busiest (default store, token endpoint) go first.
     routes: list[BaseRoute] = [
         *store_routes.pop("default", []),
-        *(oauth.routes() if oauth is not None else []),
+        *oauth_routes,
         *ars.routes(default_auth or PEPAuthSettings()),
         *(route for named in store_routes.values() for route in named),
         shared.jwks_route(),
-        *health_routes(authzen.holders),
+        *health_routes(authzen.holders, oauth.registry if oauth is not None else None),
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await shared.start()
+        log.info("%s", startup_line(settings, oauth is not None))
         worker.start()
         background = [asyncio.create_task(run_forever(chores))]
         if settings.reload.enabled:
@@ -127,12 +142,22 @@ def create_app(
                 await pdp.aclose()
             await shared.stop()
 
+    # Routing errors (404, 405) and bugs answer in the words of the route's protocol.
+    prefixes = [(prefix, "problem") for prefix in ars.path_prefixes]
+    if oauth is not None:
+        prefixes += [(r.path, "oauth") for r in oauth_routes if isinstance(r, Route)]
+    protocols = Protocols(prefixes)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        media_type, body = protocols.error(request.url.path, exc.status_code, exc.detail)
+        return Response(body, exc.status_code, headers=exc.headers, media_type=media_type)
+
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
+        exception_handlers={HTTPException: http_error},  # type: ignore[dict-item]
     )
-    app.add_middleware(RequestIDMiddleware)
+    app.add_middleware(RequestIDMiddleware, protocols=protocols)
     app.state.settings = settings
     app.state.holders = authzen.holders
     app.state.pdps = authzen.engines
@@ -141,12 +166,3 @@ def create_app(
     app.state.access_requests = ars
     app.state.outbox = worker
     return app
-
-
-async def _http_error(request: Request, exc: HTTPException) -> Response:
-    """404 and 405 from routing, in the same JSON shape as every other error."""
-    return JSONResponse(
-        {"error": {"status": exc.status_code, "message": exc.detail}},
-        status_code=exc.status_code,
-        headers=exc.headers,
-    )

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import demo_approvers
+from . import __version__, demo_approvers
+from .access_log import RedactQueryValues
 from .authzen.cedar.store import PolicyStore, StoreLoadError
 from .oauth import clients_cli, keys_cli
 from .oauth.clients import ClientRegistry
+from .oauth.registry_checks import client_problems
 from .policy import cli as policy_cli
 from .problems import Problem
 from .rar import ProfileLoadError, ProfileSet, load_profiles
@@ -32,6 +34,7 @@ from .store import cli as db_cli
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bridge", description="AuthZEN Bridge")
+    parser.add_argument("--version", action="version", version=f"AuthZEN Bridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the bridge")
@@ -159,14 +162,7 @@ def _load_everything(settings: Settings) -> _Loaded:
         problems.extend(exc.problems)
     else:
         if profiles is not None:
-            for client in registry.clients():
-                for rar_type in client.authorization_details_types:
-                    if profiles.get(rar_type) is None:
-                        message = (
-                            f"client {client.client_id!r} allows authorization_details type "
-                            f"{rar_type!r}, which no profile defines"
-                        )
-                        problems.append(Problem(str(clients_file), None, message))
+            problems += client_problems(registry.clients(), profiles, str(clients_file))
     return _Loaded(problems, stores, profiles)
 
 
@@ -184,6 +180,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # httpx logs every outgoing request at INFO: pings, callbacks and PDP calls are logged
     # by the bridge where they matter, without the full URLs.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").addFilter(RedactQueryValues())
     loaded = _load_everything(settings)
     problems = loaded.problems
     if problems:

@@ -67,7 +67,7 @@ def mint(settings: Settings, sub: str, minutes: int) -> str:
     claims: dict[str, Any] = {
         "iss": DEMO_ISSUER,
         "sub": sub,
-        "aud": settings.access_requests.approver_audience or settings.issuer,
+        "aud": settings.approver_audience,
         "iat": now,
         "exp": now + minutes * 60,
     }
@@ -79,8 +79,20 @@ def register(commands: Any) -> None:
     actions = approvers.add_subparsers(dest="approvers_command", required=True)
     token = actions.add_parser("token", help="print a demo approver's bearer token")
     token.add_argument("sub", help="the approver, e.g. manager-1")
-    token.add_argument("--minutes", type=int, default=60, help="lifetime (default 60)")
+    token.add_argument(
+        "--minutes", type=_positive, default=60, help="lifetime in minutes (default 60)"
+    )
     token.add_argument("--config", type=Path, help="TOML configuration")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of minutes") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a token must live at least one minute")
+    return value
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,4 +1,5 @@
-"""`/healthz` (the process answers) and `/readyz` (every store is loaded and current)."""
+"""`/healthz` (the process answers) and `/readyz` (every policy store is loaded and current,
+and the client registry file in force is the one on disk)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .authzen.cedar.reload import StoreHolder
+from .oauth.clients import ClientRegistry
 
 
-def health_routes(holders: dict[str, StoreHolder]) -> list[Route]:
+def health_routes(
+    holders: dict[str, StoreHolder], registry: ClientRegistry | None = None
+) -> list[Route]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -25,8 +29,16 @@ def health_routes(holders: dict[str, StoreHolder]) -> list[Route]:
                 state["error"] = holder.reload_error
             stores[name] = state
         ready = all(holder.reload_error is None for holder in holders.values())
+        body: dict[str, object] = {"stores": stores}
+        if registry is not None:
+            registry.clients()  # look at the file now, not at the next request's turn
+            clients: dict[str, object] = {"ready": registry.reload_error is None}
+            if registry.reload_error is not None:
+                clients["error"] = registry.reload_error
+            body["clients"] = clients
+            ready = ready and registry.reload_error is None
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "stores": stores},
+            {"status": "ready" if ready else "not ready", **body},
             status_code=200 if ready else 503,
         )
 

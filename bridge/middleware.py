@@ -1,4 +1,10 @@
-"""`X-Request-ID` on every response (API 1.0 §10: the same value the request carried).
+"""The outermost layer of every request: `X-Request-ID` on every response (API 1.0 §10: the
+same value the request carried), and the last resort for a bug.
+
+No exception ever escapes to the HTTP server: one that reaches this layer is logged with its
+traceback and answered with a 500 in the shape of the protocol the route speaks (OAuth's
+JSON error, ARAP's problem details, AuthZEN's error object), so the client gets a protocol
+error, never a trace, and its keep-alive connection stays usable.
 
 Written as plain ASGI rather than `BaseHTTPMiddleware`: it sits on every request's path and
 the plain form adds almost nothing to it.
@@ -6,16 +12,58 @@ the plain form adds almost nothing to it.
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .request_id import new_request_id, request_id_var
 
+log = logging.getLogger("bridge")
+
 _HEADER = b"x-request-id"
 
 
+class Protocols:
+    """Which protocol's error shape the routes under each path prefix answer in: `oauth`
+    (RFC 6749 §5.2 JSON), `problem` (RFC 9457, ARAP) or, for every other route, `authzen`
+    (Authorization API §10 error object)."""
+
+    def __init__(self, prefixes: Sequence[tuple[str, str]] = ()) -> None:
+        # Longest prefix first: `/access/v1/requests` before `/access/v1`.
+        self._prefixes = sorted(prefixes, key=lambda item: -len(item[0]))
+
+    def of(self, path: str) -> str:
+        for prefix, kind in self._prefixes:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return kind
+        return "authzen"
+
+    def error(self, path: str, status: int, message: str) -> tuple[str, bytes]:
+        """(media type, body) of an error with `status` on `path`."""
+        kind = self.of(path)
+        if kind == "oauth":
+            code = "server_error" if status >= 500 else "invalid_request"
+            body: dict[str, object] = {"error": code, "error_description": message}
+            return "application/json", json.dumps(body).encode()
+        if kind == "problem":
+            body = {
+                "type": "about:blank",
+                "title": HTTPStatus(status).phrase,
+                "status": status,
+                "detail": message,
+            }
+            return "application/problem+json", json.dumps(body).encode()
+        body = {"error": {"status": status, "message": message}}
+        return "application/json", json.dumps(body).encode()
+
+
 class RequestIDMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, protocols: Protocols | None = None) -> None:
         self.app = app
+        self._protocols = protocols or Protocols()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,20 +88,21 @@ class RequestIDMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            # A bug reached the top: answer like any other error (no trace in the response),
-            # then let the server log it.
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
-                await send_with_id(_INTERNAL_ERROR_START)
-                await send_with_id({"type": "http.response.body", "body": _INTERNAL_ERROR_BODY})
-            raise
+                path = str(scope.get("path", ""))
+                media_type, body = self._protocols.error(path, 500, "internal error")
+                await send_with_id(_start(media_type, body))
+                await send_with_id({"type": "http.response.body", "body": body})
 
 
-_INTERNAL_ERROR_BODY = b'{"error":{"status":500,"message":"internal error"}}'
-_INTERNAL_ERROR_START: Message = {
-    "type": "http.response.start",
-    "status": 500,
-    "headers": [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode()),
-    ],
-}
+def _start(media_type: str, body: bytes) -> Message:
+    return {
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [
+            (b"content-type", media_type.encode("ascii")),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"cache-control", b"no-store"),
+        ],
+    }

@@ -271,7 +271,21 @@ class AccessRequestSettings(_Section):
         ),
     )
     approver_audience: str | None = Field(
-        None, description="The `aud` approver JWTs must carry; defaults to the bridge's issuer."
+        None,
+        description=(
+            "The `aud` approver JWTs must carry; defaults to the approver API's URL "
+            "(`<public_url>/access/v1/approvals`). It must differ from every audience the "
+            "bridge accepts subject tokens and assertions with, so that no token serves both."
+        ),
+    )
+    allow_anonymous_requesters: bool = Field(
+        False,
+        description=(
+            "Let callers of `/access/v1/requests` file and read access requests without "
+            "authenticating (all as one requester, `pep:anonymous`) when the default store "
+            "asks PEPs for no credential. Local demos only: anyone could then read or cancel "
+            "anyone's request. Off: such a store refuses requesters with 401."
+        ),
     )
     denial_lifetime_seconds: int = Field(
         600, ge=10, description="How long a requestable denial may be submitted (`expires_at`)."
@@ -358,6 +372,33 @@ class Settings(_Section):
                 f"access_requests.approver_issuer {issuer!r} is not one of oauth.trusted_issuers"
             )
         return self
+
+    @model_validator(mode="after")
+    def _approver_tokens_serve_one_purpose(self) -> Settings:
+        # One credential, one purpose: a user's token held by a client for token exchange
+        # must never open the approver API (nor an approver's token be exchanged).
+        audience = self.approver_audience
+        if audience in self.subject_token_audiences():
+            raise ValueError(
+                f"access_requests.approver_audience {audience!r} is an audience the bridge "
+                "accepts subject tokens or assertions with: give approver tokens their own"
+            )
+        return self
+
+    @property
+    def approver_audience(self) -> str:
+        """The `aud` of approver tokens (`access_requests.approver_audience` or the approver
+        API's URL)."""
+        configured = self.access_requests.approver_audience
+        return configured or self.server.public_url.rstrip("/") + "/access/v1/approvals"
+
+    def subject_token_audiences(self) -> set[str]:
+        """Every `aud` under which a trusted issuer's token is accepted as a subject token,
+        an actor token or an authorization grant (jwt-bearer: the issuer or the token
+        endpoint)."""
+        audiences = {self.issuer, self.issuer + "/token"}
+        audiences.update(i.audience for i in self.oauth.trusted_issuers if i.audience)
+        return audiences
 
     def store_path(self, name: str) -> Path:
         return self.resolve(self.stores[name].path)

@@ -49,7 +49,13 @@ class Shared:
             kek=kek,
             keys=SigningKeys(store, kek, settings.oauth.signing_alg),
             http=http,
-            issuers=TrustedIssuers(settings.oauth.trusted_issuers, settings.issuer, http),
+            # Approver tokens are for the approver API only: never a subject token.
+            issuers=TrustedIssuers(
+                settings.oauth.trusted_issuers,
+                settings.issuer,
+                http,
+                reserved_audiences=frozenset({settings.approver_audience}),
+            ),
         )
 
     async def start(self) -> None:

@@ -117,6 +117,7 @@ def write_demo_config(
         "",
         "[access_requests]",
         'demo_approver_key_file = "var/demo-approvers.jwk"',
+        "allow_anonymous_requesters = true",
         "",
         "[oauth]",
         'clients_file = "clients.toml"',

@@ -439,6 +439,8 @@ def dtr_config_text(
         "[access_requests]",
         f"demo_approver_key_file = {json.dumps(str(folder / 'approvers.key'))}",
         f"allow_private_callbacks = {json.dumps(allow_private_callbacks)}",
+        # Some tests file access requests over HTTP themselves, as an unauthenticated PEP.
+        "allow_anonymous_requesters = true",
         "",
         "[deferral]",
     ]

@@ -95,7 +95,7 @@ CLIENTS: dict[str, dict[str, Any]] = {
         "secret": "demo-agent-secret-for-tests",
         "grant_types": ALL_GRANTS,
         "authorization_details_types": BOTH_TYPES,
-        "scopes": ["customer_records:read", "ledger:read"],  # ledger:read maps to nothing
+        "scopes": ["customer_records:read"],
         "refresh_tokens": True,
     },
     # Public, DPoP-bound; users may read customer records through it.

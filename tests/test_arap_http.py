@@ -230,5 +230,9 @@ async def test_jwt_requesters_are_named_by_sub() -> None:
     assert await requesters.identify(request(token)) == "pep:pep-7"
     with pytest.raises(Unauthorized):
         await requesters.identify(request(approver_token("pep-7", audience="elsewhere")))
-    anonymous = RequesterAuthenticator(PEPAuthSettings(), realm=BRIDGE)
+    anonymous = RequesterAuthenticator(PEPAuthSettings(), realm=BRIDGE, allow_anonymous=True)
     assert await anonymous.identify(request("whatever")) == "pep:anonymous"
+    # Without the option, a store that asks for no credential refuses requesters.
+    refused = RequesterAuthenticator(PEPAuthSettings(), realm=BRIDGE)
+    with pytest.raises(Unauthorized, match="authenticated requester"):
+        await refused.identify(request("whatever"))

@@ -109,7 +109,13 @@ def write_store(folder: Path) -> Path:
 
 
 def make_settings(**access_requests: Any) -> Settings:
-    options = {"approver_issuer": IDP, "allow_private_callbacks": True, **access_requests}
+    # These tests file anonymously unless they say otherwise (the store asks for no PEP auth).
+    options = {
+        "approver_issuer": IDP,
+        "allow_private_callbacks": True,
+        "allow_anonymous_requesters": True,
+        **access_requests,
+    }
     return Settings.model_validate(
         {
             "server": {"public_url": BRIDGE},
@@ -188,7 +194,11 @@ async def harness(tmp_path: Path, **access_requests: Any) -> AsyncIterator[Harne
         await store.close()
 
 
-def approver_token(sub: str, *, issuer: str = IDP, audience: str = BRIDGE) -> str:
+# Approver tokens carry the approver API as their audience, never the bridge's issuer.
+APPROVERS = BRIDGE + "/access/v1/approvals"
+
+
+def approver_token(sub: str, *, issuer: str = IDP, audience: str = APPROVERS) -> str:
     now = int(time.time())
     claims = {"iss": issuer, "sub": sub, "aud": audience, "iat": now, "exp": now + 300}
     return jwt.encode({"alg": "ES256", "kid": "idp-1"}, claims, IDP_KEY)

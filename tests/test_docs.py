@@ -31,9 +31,7 @@ _NOT_OURS = {"node_modules", "var"}
 DOCS = sorted(
     path
     for path in REPO.rglob("*.md")
-    if not any(
-        part.startswith(".") or part in _NOT_OURS for part in path.relative_to(REPO).parts
-    )
+    if not any(part.startswith(".") or part in _NOT_OURS for part in path.relative_to(REPO).parts)
 )
 
 # `dict[str, StoreSettings]` tables are documented under this placeholder key.

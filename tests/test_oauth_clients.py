@@ -229,7 +229,10 @@ def test_checks_the_file_at_most_once_per_interval(tmp_path: Path) -> None:
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "bridge.toml"
-    path.write_text('[oauth]\nclients_file = "reg/clients.toml"\n', encoding="utf-8")
+    profiles = json.dumps(str(REPO / "profiles"))
+    path.write_text(
+        f'[oauth]\nclients_file = "reg/clients.toml"\nprofiles_dir = {profiles}\n', encoding="utf-8"
+    )
     return path
 
 

@@ -209,11 +209,12 @@ def test_scope_not_allowed_for_the_client(server: OAuthServer) -> None:
     assert "admin" in body["error_description"]
 
 
-def test_unmapped_scope(server: OAuthServer) -> None:
-    """`ledger:read` is registered for demo-agent, but no profile maps it."""
-    response = server.token({"grant_type": "client_credentials", "scope": "ledger:read"})
-    body = assert_oauth_error(response, "invalid_scope")
-    assert "ledger:read" in body["error_description"]
+def test_a_scope_that_is_not_a_scope_token(server: OAuthServer) -> None:
+    """RFC 6749 §3.3: scope tokens are printable ASCII separated by spaces; a tab or a line
+    break is no separator, and a quote or backslash no part of a token."""
+    for scope in ("customer_records:read\tadmin", 'customer_records:"read"', "a\nb"):
+        response = server.token({"grant_type": "client_credentials", "scope": scope})
+        assert_oauth_error(response, "invalid_scope")
 
 
 # -- invalid_target -----------------------------------------------------------------------

@@ -10,9 +10,12 @@ For each approval template among the items in question the bridge asks the store
   template as `{"resource_type", "resource_id", "action"}` records;
 - context: `{"approver_id": <sub>}`.
 
-Self-approval and separation of duties are policy, e.g.
+Separation of duties beyond that is policy, e.g.
 `forbid (principal, action == Action::"approve", resource is AccessRequest)
-when { resource.subject_id == context.approver_id };`.
+when { resource.subject_id == context.approver_id };`. One rule holds whatever the policies
+say (`parties`): nobody approves a request made for them or through them — its subject,
+every member of its `act` chain, the client that asked, the principal of a subject token or
+assertion it was built from.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from .tasks import PENDING
 log = logging.getLogger("bridge.access_requests")
 
 APPROVE_ACTION = "approve"
+# Longer `act` chains than this are not looked through (no token endpoint makes them).
+MAX_ACT_DEPTH = 16
 ACCESS_REQUEST_TYPE = "AccessRequest"
 
 
@@ -69,6 +74,37 @@ def approve_request(approver: Approver, task: TaskRecord, template: str) -> Eval
             "context": {"approver_id": approver.sub},
         }
     )
+
+
+def parties(task: TaskRecord) -> set[str]:
+    """The identifiers of everyone the request was made for or through: the subject (the
+    principal of the subject token or assertion a token request was built from), every
+    `sub` of its `act` chain (actor tokens, the client acting), the requesting client
+    (`client:<id>` requesters, `client.client_id`, `context.client_id`). Compared with an
+    approver's `sub` as plain strings, whatever issuer named them: a coincidence refuses an
+    approver who may be someone else, never the other way round."""
+    found: set[str] = set()
+    subject = task.subject if isinstance(task.subject, dict) else {}
+    if isinstance(subject.get("id"), str):
+        found.add(subject["id"])
+    properties = subject.get("properties")
+    act = properties.get("act") if isinstance(properties, dict) else None
+    for _ in range(MAX_ACT_DEPTH):
+        if not isinstance(act, dict):
+            break
+        if isinstance(act.get("sub"), str):
+            found.add(act["sub"])
+        act = act.get("act")
+    if task.requester.startswith("client:"):
+        found.add(task.requester.removeprefix("client:"))
+    for holder in (task.client, task.context):
+        if isinstance(holder, dict) and isinstance(holder.get("client_id"), str):
+            found.add(holder["client_id"])
+    return found
+
+
+def is_party(approver: Approver, task: TaskRecord) -> bool:
+    return approver.sub in parties(task)
 
 
 def pending_templates(task: TaskRecord) -> list[str]:

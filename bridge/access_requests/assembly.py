@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -41,6 +42,8 @@ from .remote_backend import RemoteAccessRequests, callback_routes
 from .routes import API_PATH, access_request_routes
 from .service import AccessRequestService
 from .tasks import TaskURLs
+
+log = logging.getLogger("bridge.access_requests")
 
 
 class Store(TaskStore, RemoteTaskStore, Protocol):
@@ -70,6 +73,12 @@ class AccessRequests:
         self.store = store
         self.clock = clock
         self.remote: RemoteAccessRequests | None = None
+        default = settings.stores.get("default")
+        if options.allow_anonymous_requesters and not (default and default.auth.enabled):
+            log.warning(
+                "access_requests.allow_anonymous_requesters is on: anyone can file, read and "
+                "cancel access requests at /access/v1/requests (local demos only)"
+            )
         self.urls = TaskURLs(self.endpoint, self.public_url + API_PATH + "/approvals")
         self.tokens = BindingTokens(keys, settings.issuer, self.endpoint, clock)
         self.service = AccessRequestService(
@@ -84,8 +93,9 @@ class AccessRequests:
         self.approvers = ApproverAuthenticator(
             issuers,
             options.approver_issuer,
-            options.approver_audience or settings.issuer,
+            settings.approver_audience,
             realm=self.public_url,
+            subject_audiences=frozenset(settings.subject_token_audiences()),
         )
         self.callbacks = CallbackSender(
             store,
@@ -112,7 +122,11 @@ class AccessRequests:
         )
 
     def routes(self, requester_auth: PEPAuthSettings) -> list[Route]:
-        requesters = RequesterAuthenticator(requester_auth, realm=self.public_url)
+        requesters = RequesterAuthenticator(
+            requester_auth,
+            realm=self.public_url,
+            allow_anonymous=self.settings.access_requests.allow_anonymous_requesters,
+        )
         routes = access_request_routes(
             self.service,
             requesters,
@@ -130,6 +144,11 @@ class AccessRequests:
 
     def metadata(self, base: dict[str, object]) -> dict[str, object]:
         return with_access_requests(base, endpoint=self.endpoint, jwks_uri=self.jwks_uri)
+
+    @property
+    def path_prefixes(self) -> list[str]:
+        """Where this part's routes live (they all answer in problem details)."""
+        return [API_PATH + "/requests", API_PATH + "/approvals", API_PATH + "/callbacks"]
 
     def filing_for(self, pdp: PDP, http: httpx.AsyncClient) -> AccessRequestFiling:
         """Where token requests decided by `pdp` file their access requests: the remote

@@ -26,7 +26,7 @@ from ..store.contract import (
     TaskRecord,
     TaskStore,
 )
-from .approvers import Approver, ApproverPolicy, pending_templates
+from .approvers import Approver, ApproverPolicy, is_party, pending_templates
 from .binding import CanonicalizationError, digest, entity_json
 from .binding_token import BindingTokens
 from .decisions import DecisionInput, decide_items
@@ -199,6 +199,8 @@ class AccessRequestService(TaskLifecycle):
         wanted.check()
 
         async def compute(task: TaskRecord, now: float) -> tuple[list[Any], list[Any]]:
+            if is_party(approver, task):
+                raise Forbidden("an access request made for or through you is not yours to decide")
             chosen = wanted.chosen(task)
             templates = list(dict.fromkeys(task.items[n]["template"] for n in chosen))
             allowed = await self.approvers.allowed(approver, [(task, t) for t in templates])
@@ -222,7 +224,11 @@ class AccessRequestService(TaskLifecycle):
     async def tasks_for(self, approver: Approver, limit: int = 100) -> list[JSONObject]:
         """The pending tasks `approver` may act on (oldest first), as approver views."""
         await self.expire_due()
-        pending = await self.store.tasks_pending(INBOX_SCAN_LIMIT)
+        pending = [
+            task
+            for task in await self.store.tasks_pending(INBOX_SCAN_LIMIT)
+            if not is_party(approver, task)
+        ]
         asked = [(task, t) for task in pending for t in pending_templates(task)]
         answers = await self.approvers.allowed(approver, asked)
         may = {(task.id, t) for (task, t), ok in zip(asked, answers, strict=True) if ok}
@@ -236,6 +242,8 @@ class AccessRequestService(TaskLifecycle):
     async def task_for(self, task_id: str, approver: Approver) -> JSONObject:
         """One task as an approver sees it; 403 unless they may decide some of it."""
         task = await self.fetch(task_id, None)
+        if is_party(approver, task):
+            raise Forbidden("an access request made for or through you is not yours to decide")
         templates = list(dict.fromkeys(i["template"] for i in task.items))
         answers = await self.approvers.allowed(approver, [(task, t) for t in templates])
         if not any(answers):

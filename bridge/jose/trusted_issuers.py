@@ -38,18 +38,34 @@ class UntrustedToken(Exception):
 
 class TrustedIssuers:
     def __init__(
-        self, issuers: list[TrustedIssuerSettings], default_audience: str, http: httpx.AsyncClient
+        self,
+        issuers: list[TrustedIssuerSettings],
+        default_audience: str,
+        http: httpx.AsyncClient,
+        *,
+        reserved_audiences: frozenset[str] = frozenset(),
     ) -> None:
+        """`reserved_audiences` belong to another use of these issuers' tokens (approver
+        tokens): a token naming one of them is refused unless asked for by that use."""
         self._issuers = {i.issuer: i for i in issuers}
         self._default_audience = default_audience
+        self._reserved = reserved_audiences
         self._keys = {
             i.issuer: JWKSource(jwks=i.jwks, uri=str(i.jwks_uri) if i.jwks_uri else None, http=http)
             for i in issuers
         }
 
-    async def verify(self, token: str, *, audiences: set[str] | None = None) -> VerifiedToken:
+    async def verify(
+        self,
+        token: str,
+        *,
+        audiences: set[str] | None = None,
+        refused_audiences: set[str] | frozenset[str] | None = None,
+    ) -> VerifiedToken:
         """Check `token`; `audiences` are the acceptable `aud` values (default: the issuer's
-        configured audience, else the bridge's issuer)."""
+        configured audience, else the bridge's issuer). A token that also names one of
+        `refused_audiences` (default: the reserved ones) is refused: one credential, one
+        purpose."""
         try:
             parsed = parse_compact(token)
         except MalformedJWS as exc:
@@ -76,7 +92,28 @@ class TrustedIssuers:
                 aud={"essential": True, "values": sorted(accepted)},
             ).validate(claims)
         except JoseError as exc:
-            raise UntrustedToken(f"claim check failed: {exc.description or exc.error}") from None
+            raise UntrustedToken(_claim_problem(exc, accepted)) from None
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise UntrustedToken("sub must be a non-empty string")
+        refused = self._reserved if refused_audiences is None else refused_audiences
+        aud = claims.get("aud")
+        named = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
+        if named & (refused - accepted):
+            raise UntrustedToken("the token's audience is meant for another use")
         return VerifiedToken(issuer, header, claims)
+
+
+def _claim_problem(error: JoseError, accepted: set[str]) -> str:
+    """Which check failed, in words a caller can act on (never the token's contents)."""
+    claim = getattr(error, "claim", None)
+    if error.error == "expired_token":
+        return "the token has expired"
+    if error.error == "missing_claim":
+        return f"the token has no {claim} claim"
+    if claim == "aud":
+        return "the token's audience is not " + " or ".join(sorted(accepted))
+    if claim == "iss":
+        return "the token's issuer does not match its keys"
+    if claim in ("nbf", "iat"):
+        return f"the token is not valid yet ({claim})"
+    return f"the token's {claim or 'claims'} did not pass the checks"

@@ -47,6 +47,7 @@ from .metadata import (
     TOKEN_PATH,
     authorization_server_metadata,
 )
+from .registry_checks import client_problems
 from .revocation import RevocationEndpoint
 from .token_endpoint import TokenEndpoint, TokenEndpointConfig
 from .token_management import TokenManagementEndpoint
@@ -73,6 +74,8 @@ class OAuth:
         if not clients_file.exists():
             log.warning("no client registry at %s: no client can get a token", clients_file)
         self.registry = ClientRegistry.load(clients_file, missing_ok=True)
+        # A new version of the file is taken only if a fresh start would take it too.
+        self.registry.check = lambda clients: client_problems(clients, profiles, str(clients_file))
         self.keys = keys
         self.dpop = DPoPVerifier(
             settings.oauth.dpop,

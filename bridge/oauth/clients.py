@@ -23,7 +23,7 @@ import re
 import secrets
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..grammar import is_uri
+from ..problems import Problem
 from ..settings import ConfigError, ConfigProblem
 
 log = logging.getLogger("bridge.oauth.clients")
@@ -252,6 +253,10 @@ class ClientRegistry:
         self._next_check = time.monotonic() + check_interval
         self._stamp: _Stamp | None = _stamp(path) if path else None
         self._bad_stamp: _Stamp | None = None
+        # What a fresh start would also refuse in a new version of the file (e.g. a type no
+        # profile defines): such a version is not taken, and `reload_error` says why.
+        self.check: Callable[[list[Client]], list[Problem]] | None = None
+        self.reload_error: str | None = None
 
     @classmethod
     def load(
@@ -286,11 +291,16 @@ class ClientRegistry:
             return
         try:
             clients = parse_clients_file(self.path)
+            problems = self.check(list(clients.values())) if self.check else []
+            if problems:
+                raise ClientsFileError(problems)
         except ClientsFileError as exc:
             self._bad_stamp = stamp  # report a broken version once, not every second
+            self.reload_error = "; ".join(str(p) for p in exc.problems)
             log.error("client registry not reloaded, the last good one stays: %s", exc)
             return
         self._clients, self._stamp, self._bad_stamp = clients, stamp, None
+        self.reload_error = None
         log.info("client registry reloaded from %s: %d clients", self.path, len(clients))
 
 

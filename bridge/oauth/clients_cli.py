@@ -23,6 +23,7 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
+from ..rar import ProfileLoadError, ProfileSet, load_profiles
 from ..settings import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from .clients import (
     GRANT_DEFERRED,
@@ -36,6 +37,7 @@ from .clients import (
     header_path,
     parse_clients_text,
 )
+from .registry_checks import client_problems
 
 HEADER = """\
 # The OAuth client registry of AuthZEN Bridge: one [clients.<client_id>] table per client.
@@ -106,11 +108,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     path = settings.resolve(settings.oauth.clients_file)
     try:
         if args.clients_command == "add":
-            return _add(path, args)
+            profiles = load_profiles(settings.resolve(settings.oauth.profiles_dir), missing_ok=True)
+            return _add(path, args, profiles)
         if args.clients_command == "list":
             return _list(path)
         return _remove(path, args.client_id)
-    except ConfigError as exc:
+    except (ConfigError, ProfileLoadError) as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
@@ -131,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(args, settings)
 
 
-def _add(path: Path, args: argparse.Namespace) -> int:
+def _add(path: Path, args: argparse.Namespace, profiles: ProfileSet) -> int:
     text = _read(path)
     if any(c.client_id == args.client_id for c in parse_clients_text(text, str(path))):
         print(f"client {args.client_id!r} is already registered in {path}", file=sys.stderr)
@@ -168,6 +171,12 @@ def _add(path: Path, args: argparse.Namespace) -> int:
             where = ".".join(str(p) for p in err["loc"])
             message = str(err["msg"]).removeprefix("Value error, ")
             print(f"{where + ': ' if where else ''}{message}", file=sys.stderr)
+        return 1
+    # What `bridge serve` would refuse at its next start is refused now.
+    problems = client_problems([client], profiles, str(path))
+    if problems:
+        for problem in problems:
+            print(problem.message, file=sys.stderr)
         return 1
     if not text:
         text = HEADER

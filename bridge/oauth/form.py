@@ -65,6 +65,10 @@ class Form:
 
 
 async def read_form(request: Request, max_bytes: int) -> Form:
+    if request.url.query:
+        # Credentials and grants in a URL end up in access logs, proxies and browser
+        # histories: RFC 6749 §3.2 and §2.3.1 put them in the body.
+        raise InvalidRequest("parameters must be sent in the request body, not in the URL")
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != FORM_MEDIA_TYPE:
         raise InvalidRequest(f"the request body must be {FORM_MEDIA_TYPE}")

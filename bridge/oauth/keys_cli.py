@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..jose.sealing import load_key_encryption_key
 from ..jose.signing_keys import SigningKeys
 from ..settings import Settings
-from ..store.backends import store_for
+from ..store.backends import SchemaBehind, database_exists, store_for
 from .clients import ClientRegistry
 
 # Retired keys stay published this much longer than the longest token lifetime (clock skew).
@@ -42,18 +43,29 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(command: str, settings: Settings) -> int:
-    store = store_for(settings)
-    await store.open()
+    if command == "list" and not database_exists(settings):
+        # Listing creates nothing: no database, no key-encryption key file.
+        print("no signing keys yet: the bridge makes its first one when it starts")
+        return 0
+    store = store_for(settings, migrate=command == "rotate")
     try:
-        kek = load_key_encryption_key(settings.resolve(settings.oauth.key_encryption_key_file))
-        keys = SigningKeys(store, kek, settings.oauth.signing_alg)
+        await store.open()
+    except SchemaBehind as exc:
+        print(f"bridge keys {command}: {exc}", file=sys.stderr)
+        return 1
+    try:
         if command == "rotate":
+            kek = load_key_encryption_key(settings.resolve(settings.oauth.key_encryption_key_file))
+            keys = SigningKeys(store, kek, settings.oauth.signing_alg)
             kid = await keys.rotate(
                 keep_published_for=_longest_lifetime(settings) + _MARGIN_SECONDS
             )
             print(f"new signing key {kid}; earlier keys stay published until their tokens expire")
             return 0
-        for record in await store.signing_keys():
+        records = await store.signing_keys()
+        if not records:
+            print("no signing keys yet: the bridge makes its first one when it starts")
+        for record in records:
             state = (
                 "signing"
                 if record.retired_at is None

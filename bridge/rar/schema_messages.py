@@ -37,6 +37,42 @@ def show(value: Any, limit: int = SHOWN_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# OAuth's error_description may not hold a backslash (RFC 6749 §5.2), so a pattern is shown
+# in an equivalent form without one: an escaped character as a one-character class (`\\.`
+# as `[.]`; inside a class, as itself), `\\d` as `[0-9]`. A pattern with other escapes
+# (`\\w`, `\\b`, ...) is not quoted.
+_DIGITS = "0-9"
+
+
+def without_backslashes(pattern: str) -> str | None:
+    """`pattern` written without backslashes, meaning the same; None when it cannot be."""
+    out: list[str] = []
+    in_class = False
+    chars = iter(pattern)
+    for char in chars:
+        if char != "\\":
+            if char == "[" and not in_class:
+                in_class = True
+            elif char == "]" and in_class and out and out[-1] not in ("[", "[^"):
+                in_class = False
+            out.append(char)
+            continue
+        escaped = next(chars, None)
+        if escaped is None:
+            return None
+        if escaped == "d":
+            out.append(_DIGITS if in_class else f"[{_DIGITS}]")
+        elif escaped.isalnum() or escaped.isspace() or (in_class and escaped in "-^]\\"):
+            return None
+        elif in_class:
+            out.append(escaped)
+        elif escaped in "^\\":
+            return None
+        else:
+            out.append(f"[{escaped}]")
+    return "".join(out)
+
+
 def _cut(text: str, limit: int = 2 * SHOWN_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -89,7 +125,10 @@ def _simple(keyword: Any, expected: Any, value: Any) -> str | None:
     if keyword == "const":
         return f"must be {show(expected)}"
     if keyword == "pattern":
-        return f"{show(value)} does not match the pattern {_cut(str(expected))}"
+        written = without_backslashes(str(expected))
+        if written is None:
+            return f"{show(value)} does not match the pattern its profile sets here"
+        return f"{show(value)} does not match the pattern {_cut(written)}"
     bounds = {
         "minLength": f"must be at least {_count(expected, 'character')} long",
         "maxLength": f"must be at most {_count(expected, 'character')} long",

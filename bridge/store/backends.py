@@ -8,6 +8,7 @@ from ..settings import Settings
 from .contract import Store
 from .sqlite import SQLiteStore
 from .sqlite import migrations as sqlite_migrations
+from .sqlite.connection import SchemaBehind
 
 
 def store_for(settings: Settings, *, migrate: bool | None = None) -> Store:
@@ -17,6 +18,11 @@ def store_for(settings: Settings, *, migrate: bool | None = None) -> Store:
     if migrate is None:
         migrate = storage.migrate_on_start
     return SQLiteStore(settings.resolve(storage.path), migrate=migrate)
+
+
+def database_exists(settings: Settings) -> bool:
+    """Whether the configured database is there already (opening a store makes it)."""
+    return settings.resolve(settings.storage.path).exists()
 
 
 def schema_status(settings: Settings) -> tuple[int, int, list[tuple[int, str]]]:
@@ -41,3 +47,6 @@ def schema_status(settings: Settings) -> tuple[int, int, list[tuple[int, str]]]:
         (m.version, m.description) for m in sqlite_migrations.MIGRATIONS if m.version > version
     ]
     return version, latest, pending
+
+
+__all__ = ["SchemaBehind", "database_exists", "schema_status", "store_for"]
