@@ -16,6 +16,8 @@ from .tasks import TaskTables
 
 # Expired replay records are purged every this many writes (cheap: an indexed range delete).
 _PURGE_EVERY = 1000
+DELETE_USED_VALUES = "DELETE FROM used_values WHERE expires_at < ?"
+DELETE_REVOKED_TOKENS = "DELETE FROM revoked_access_tokens WHERE expires_at < ?"
 
 
 class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
@@ -38,8 +40,8 @@ class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
                 first = cursor.rowcount == 1
                 self._writes += 1
                 if self._writes % _PURGE_EVERY == 0:
-                    for table in ("used_values", "revoked_access_tokens"):
-                        self.db.execute(f"DELETE FROM {table} WHERE expires_at < ?", (now,))
+                    for statement in (DELETE_USED_VALUES, DELETE_REVOKED_TOKENS):
+                        self.db.execute(statement, (now,))
             return first
 
         return await self._run(work)
