@@ -41,7 +41,14 @@ class SigningKeyStore(Protocol):
         self, record: SigningKeyRecord, *, retire_others_at: float, others_expire_at: float
     ) -> None:
         """Store `record` as the active key; in the same transaction, retire every other
-        active key and keep it published until `others_expire_at`."""
+        active key and keep it published until `others_expire_at`. Two rotations at once
+        (from two replicas) leave one active key: the later one."""
+        ...
+
+    async def add_first_signing_key(self, record: SigningKeyRecord) -> bool:
+        """Store `record` as the active key unless a key is active already; False (nothing
+        written) then. Replicas starting together on an empty database make one key between
+        them, and none retires a key another has just begun to sign with."""
         ...
 
 

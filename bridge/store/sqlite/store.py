@@ -71,19 +71,25 @@ class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
                     (retire_others_at, others_expire_at),
                 )
                 self.db.execute(
-                    "INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.kid,
-                        record.alg,
-                        record.public_jwk,
-                        record.private_jwk_sealed,
-                        record.created_at,
-                        record.retired_at,
-                        record.expires_at,
-                    ),
+                    "INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?, ?, ?)", _key_row(record)
                 )
 
         await self._run(work)
+
+    async def add_first_signing_key(self, record: SigningKeyRecord) -> bool:
+        def work() -> bool:
+            with transaction(self.db):
+                active = self.db.execute(
+                    "SELECT 1 FROM signing_keys WHERE retired_at IS NULL LIMIT 1"
+                ).fetchone()
+                if active is not None:
+                    return False
+                self.db.execute(
+                    "INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?, ?, ?)", _key_row(record)
+                )
+            return True
+
+        return await self._run(work)
 
     # -- refresh tokens ------------------------------------------------------------------
 
@@ -170,3 +176,15 @@ class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
             return row is not None
 
         return await self._run(work)
+
+
+def _key_row(record: SigningKeyRecord) -> tuple[object, ...]:
+    return (
+        record.kid,
+        record.alg,
+        record.public_jwk,
+        record.private_jwk_sealed,
+        record.created_at,
+        record.retired_at,
+        record.expires_at,
+    )
