@@ -59,7 +59,9 @@ def create_app(
     store_routes = authzen.routes(pdps, ars.metadata)
 
     handlers: dict[str, Handler] = dict(ars.outbox_handlers())
-    worker = OutboxWorker(shared.store, handlers)
+    worker = OutboxWorker(
+        shared.store, handlers, lease_seconds=settings.storage.outbox_lease_seconds
+    )
     chores: list[Chore] = []
     pdp = token_pdp(settings, pdps)
     oauth = None
@@ -104,7 +106,7 @@ def create_app(
         *ars.routes(default_auth or PEPAuthSettings()),
         *(route for named in store_routes.values() for route in named),
         shared.jwks_route(),
-        *health_routes(authzen.holders),
+        *health_routes(authzen.holders, shared.store),
     ]
 
     @contextlib.asynccontextmanager
