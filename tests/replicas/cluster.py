@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -225,6 +226,8 @@ class HoldingListener:
                     listener._changed.notify_all()
                 if held:
                     listener._released.wait(60)
+                    if _peer_gone(self.connection):
+                        return  # the sender died meanwhile: it can learn of no answer
                 try:
                     self.send_response(204)
                     self.send_header("Content-Length", "0")
@@ -267,6 +270,19 @@ class HoldingListener:
         self._server.server_close()
 
 
+def _peer_gone(connection: socket.socket) -> bool:
+    """True when the other end has closed the connection (its process died)."""
+    connection.setblocking(False)
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False  # nothing to read, still open
+    except OSError:
+        return True
+    finally:
+        connection.setblocking(True)
+
+
 def sender_of(peer_port: int, to_port: int, replicas: list[Replica]) -> Replica:
     """The replica whose process holds the TCP connection from `peer_port` to `to_port` on
     loopback (Linux: the socket's inode in /proc/net/tcp, then in each process's fds)."""
@@ -278,8 +294,9 @@ def sender_of(peer_port: int, to_port: int, replicas: list[Replica]) -> Replica:
             inode = fields[9]
     assert inode is not None, f"no connection from port {peer_port} to {to_port}"
     for replica in replicas:
-        fds = Path(f"/proc/{replica.proc.pid}/fd")
-        for fd in fds.iterdir():
+        if replica.proc.poll() is not None:
+            continue  # gone, and its sockets with it
+        for fd in Path(f"/proc/{replica.proc.pid}/fd").iterdir():
             with contextlib.suppress(OSError):
                 if os.readlink(fd) == f"socket:[{inode}]":
                     return replica

@@ -53,7 +53,7 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..schema import SchemaBehind
 from . import migrations
@@ -220,14 +220,35 @@ class PostgresBase:
             self._pool = None
 
     async def ping(self) -> None:
-        """Raise `DatabaseUnavailable` unless the database answers within a short time."""
+        """Raise `DatabaseUnavailable`, with the reason, unless the database answers within
+        a short time."""
         try:
             async with asyncio.timeout(PING_TIMEOUT_SECONDS):
                 async with self.pool.connection(timeout=PING_TIMEOUT_SECONDS) as conn:
                     await conn.execute("SELECT 1")
-        except (psycopg.Error, TimeoutError, OSError) as exc:
+            return
+        except (TimeoutError, PoolTimeout):
+            reason = await self._why_no_connection()
+        except (psycopg.Error, OSError) as exc:
             reason = self.target.redact(str(exc)).strip() or type(exc).__name__
-            raise DatabaseUnavailable(f"{self.target.display}: {reason}") from None
+        raise DatabaseUnavailable(f"{self.target.display}: {reason}")
+
+    async def _why_no_connection(self) -> str:
+        """Why the pool had no connection to give: what a new connection is told."""
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+                conn = await psycopg.AsyncConnection.connect(
+                    self.target.conninfo, **self.target.connect_kwargs(PING_TIMEOUT_SECONDS)
+                )
+        except TimeoutError:
+            return f"no answer within {PING_TIMEOUT_SECONDS:g} s"
+        except psycopg.Error as exc:
+            return self.target.redact(str(exc)).strip() or type(exc).__name__
+        await conn.close()
+        return (
+            f"no connection of the pool was free within {PING_TIMEOUT_SECONDS:g} s "
+            "(a new connection is accepted)"
+        )
 
     @property
     def pool(self) -> AsyncConnectionPool[Connection]:
