@@ -152,6 +152,37 @@ async def test_one_token_presented_to_two_replicas_at_once(backend: Backend) -> 
             assert found is not None and found.revoked_at == T0 + 1
 
 
+async def test_a_rotation_racing_a_reuse_does_not_outlive_it(backend: Backend) -> None:
+    rotating, elsewhere = await backend.open(), await backend.open()
+    family = unique("family")
+    first, rotated = refresh_token(family), refresh_token(family)
+    await rotating.save_refresh_token(first)
+    assert await rotating.use_refresh_token(first.token_hash, T0 + 1) == first
+    # Before the rotation saves its new token, the old one comes back at another replica.
+    assert await elsewhere.use_refresh_token(first.token_hash, T0 + 2) is None
+    await rotating.save_refresh_token(rotated)
+    saved = await elsewhere.find_refresh_token(rotated.token_hash)
+    assert saved is not None and saved.revoked_at == T0 + 2
+    assert await rotating.use_refresh_token(rotated.token_hash, T0 + 3) is None
+    # Another family is saved as it is.
+    fresh = refresh_token(unique("family"))
+    await rotating.save_refresh_token(fresh)
+    assert await elsewhere.find_refresh_token(fresh.token_hash) == fresh
+
+
+async def test_a_save_and_a_revocation_at_once_leave_the_family_revoked(
+    backend: Backend,
+) -> None:
+    one, two = await backend.open(), await backend.open()
+    for _ in range(8):
+        family = unique("family")
+        await one.save_refresh_token(refresh_token(family))
+        late = refresh_token(family)
+        await asyncio.gather(one.save_refresh_token(late), two.revoke_refresh_family(family, T0))
+        found = await one.find_refresh_token(late.token_hash)
+        assert found is not None and found.revoked_at == T0
+
+
 # -- revoked access tokens -------------------------------------------------------------
 
 

@@ -32,6 +32,8 @@ _KEY_COLUMNS = "kid, alg, public_jwk, private_jwk_sealed, created_at, retired_at
 _REFRESH_COLUMNS = (
     "token_hash, family_id, client_id, grant_json, issued_at, expires_at, used_at, revoked_at"
 )
+# The first key of the advisory locks on refresh token families (the second: the id's hash).
+FAMILY_LOCK = 0x72667273  # "rfrs"
 # Rotations wait for each other (SHARE ROW EXCLUSIVE conflicts with itself), never for reads.
 _LOCK_KEYS = "LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"
 
@@ -108,10 +110,14 @@ class PostgresStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
     # -- refresh tokens ------------------------------------------------------------------
 
     async def save_refresh_token(self, record: RefreshTokenRecord) -> None:
-        async with self.connection() as conn:
+        """Saved revoked into a family that has been revoked. The family's lock orders it
+        with a revocation in another replica: whichever commits second sees the other."""
+        async with self.transaction() as conn:
+            await self._lock_family(conn, record.family_id)
             await conn.execute(
                 f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, COALESCE(%s, "
+                "(SELECT MAX(revoked_at) FROM refresh_tokens WHERE family_id = %s)))",
                 (
                     record.token_hash,
                     record.family_id,
@@ -121,6 +127,7 @@ class PostgresStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
                     record.expires_at,
                     record.used_at,
                     record.revoked_at,
+                    record.family_id,
                 ),
             )
 
@@ -142,8 +149,14 @@ class PostgresStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
 
     async def use_refresh_token(self, token_hash: str, now: float) -> RefreshTokenRecord | None:
         """Mark the token used, atomically: the row is locked, so of two replicas presenting
-        one token at once the second sees it used (and revokes the family)."""
+        one token at once the second sees it used (and revokes the family, holding its
+        lock, so that a token the first saves into it meanwhile is revoked too)."""
         async with self.transaction() as conn:
+            found = await self._find_refresh(conn, token_hash)
+            if found is None:
+                return None
+            # The family's lock first (a token's family never changes), then the row's.
+            await self._lock_family(conn, found.family_id)
             record = await self._find_refresh(conn, token_hash, lock=True)
             if record is None:
                 return None
@@ -160,11 +173,20 @@ class PostgresStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
             return record
 
     async def revoke_refresh_family(self, family_id: str, now: float) -> None:
-        async with self.connection() as conn:
+        async with self.transaction() as conn:
+            await self._lock_family(conn, family_id)
             await self._revoke_family(conn, family_id, now)
 
     @staticmethod
+    async def _lock_family(conn: Connection, family_id: str) -> None:
+        """The family's advisory lock, always taken before any of its rows' locks."""
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", (FAMILY_LOCK, family_id)
+        )
+
+    @staticmethod
     async def _revoke_family(conn: Connection, family_id: str, now: float) -> None:
+        """Inside a transaction holding the family's lock."""
         await conn.execute(
             "UPDATE refresh_tokens SET revoked_at = %s WHERE family_id = %s AND revoked_at IS NULL",
             (now, family_id),

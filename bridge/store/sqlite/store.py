@@ -94,10 +94,14 @@ class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
     # -- refresh tokens ------------------------------------------------------------------
 
     async def save_refresh_token(self, record: RefreshTokenRecord) -> None:
+        """Saved revoked into a family that has been revoked (the contract's rule)."""
+
         def work() -> None:
             with transaction(self.db):
                 self.db.execute(
-                    "INSERT INTO refresh_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO refresh_tokens VALUES (?, ?, ?, ?, ?, ?, ?, "
+                    "COALESCE(?, (SELECT MAX(revoked_at) FROM refresh_tokens "
+                    "WHERE family_id = ?)))",
                     (
                         record.token_hash,
                         record.family_id,
@@ -107,6 +111,7 @@ class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
                         record.expires_at,
                         record.used_at,
                         record.revoked_at,
+                        record.family_id,
                     ),
                 )
 
