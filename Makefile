@@ -32,12 +32,15 @@ test: lint
 	$(BIN)/pytest
 
 # wrk drives the HTTP benchmarks; installed from the distribution when missing (needs root).
+# The PostgreSQL figures start a private server of their own (as the tests do).
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.authzen
 	$(BIN)/python -m bench.token_endpoint
+	$(BIN)/python -m bench.token_backends
 	$(BIN)/python -m bench.policy_validate
-	$(BIN)/python -m bench.deferral
+	$(BIN)/python -m bench.deferral --backend sqlite
+	$(BIN)/python -m bench.deferral --backend postgres
 
 # Schemathesis against every operation of openapi/bridge.json on a live bridge configured like
 # the demo (fuzz/README.md); a few minutes. FUZZ_ARGS: e.g. --max-examples 100 --seed 1.

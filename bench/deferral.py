@@ -1,12 +1,16 @@
 """Deferral benchmark: the cost of polling a pending deferral code and the delay from an
 approval to the client's ping, with 1,000 and with 100,000 pending deferrals in the store,
-side by side in one run.
+side by side in one run, on the SQLite store (`--backend sqlite`, the default) or the
+PostgreSQL store (`--backend postgres`: a private PostgreSQL server started for the run,
+one database per size; see `bench/databases.py` for its settings).
 
-Setup, once per size: a bridge database in a temporary folder gets one real deferral through
+Setup, once per size: a bridge database (a file in a temporary folder, or a database of
+the PostgreSQL server) gets one real deferral through
 `POST /token` (a `client_credentials` export of a customer record by `demo-agent`, which the
 demo policies defer until manager-1 approves; the client has a notification endpoint and
 sends a `client_notification_token`). Its `deferrals` and `access_requests` rows are then
-cloned in bulk (one SQL transaction) up to the wanted number: each clone with its own
+cloned in bulk (one SQL transaction; COPY on PostgreSQL, then ANALYZE) up to the wanted
+number: each clone with its own
 random code (the keyed lookup hash, the sealed code and notification token made with the
 bridge's own keys), its own access request, its own customer record and creation time, in
 tables and indexes created by the bridge's own schema.
@@ -14,8 +18,8 @@ tables and indexes created by the bridge's own schema.
 1. Poll of a pending code (answer `authorization_pending`), timed one request at a time, the
    two sizes alternating poll by poll. Up to 1,000 filler codes per size are polled once per
    pass; between passes their throttle state is cleared, so no poll is a `slow_down`:
-   - in process: `DeferralService.poll` on the bridge's `SQLiteStore` (lookup by code hash,
-     the throttle bookkeeping transaction), no server running;
+   - in process: `DeferralService.poll` on the bridge's store (lookup by code hash, the
+     throttle bookkeeping transaction), no server running;
    - over HTTP: `POST /token` with the deferred grant and `client_secret_basic` against
      `bridge serve` on that database (one keep-alive connection).
 2. Approval-to-ping: a new deferred request at `POST /token`, then the clock starts,
@@ -25,13 +29,16 @@ tables and indexes created by the bridge's own schema.
    ping received. `deferral.ping_delay_seconds` is 0 here (default 0.5 s, on purpose). Each
    approval starts at a random moment (0 to 0.5 s after the previous ping) so that the
    samples do not fall into step with the outbox worker's tick.
-3. One housekeeping pass with purging, in process (the app expires every 5 s and purges
-   once a minute, on the store's only thread), with nothing due.
+3. One housekeeping pass, in process, with nothing due: the store's part of every chore
+   (deferral expiry and purge, access request expiry and purge, the remote access request
+   sweep and purge, the outbox purge), as the app runs them every 5 s (the purges once a
+   minute).
 
 The two sizes alternate sample by sample (and the two servers run at the same time), so
 drift hits both alike. Figures: median and p99 per size, and the 100k/1k ratio (target ≤ 2).
 
-Usage: python -m bench.deferral [--sizes 1000 100000] [--polls 1000] [--passes 3] [--pings 120]
+Usage: python -m bench.deferral [--backend sqlite|postgres] [--sizes 1000 100000]
+       [--polls 1000] [--passes 3] [--pings 120]
 """
 
 from __future__ import annotations
@@ -41,14 +48,13 @@ import asyncio
 import json
 import random
 import secrets
-import sqlite3
 import statistics
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -57,6 +63,8 @@ from typing import Any
 import httpx
 
 from bench.authzen import REPO, free_port, server
+from bench.databases import BACKENDS, Database, database
+from bench.databases import server as database_server
 from bridge.access_requests.lifecycle import PURGE_AFTER_SECONDS
 from bridge.deferral.codes import DeferralKeys, new_code
 from bridge.deferral.service import DeferralService
@@ -65,7 +73,12 @@ from bridge.errors import OAuthError
 from bridge.jose.sealing import load_key_encryption_key
 from bridge.oauth.clients import Client, hash_secret
 from bridge.settings import Settings, load_settings
-from bridge.store.sqlite import SQLiteStore
+from bridge.store.backends import store_for
+from bridge.store.postgres import deferrals as pg_deferrals
+from bridge.store.postgres import tasks as pg_tasks
+from bridge.store.sqlite import deferrals as sqlite_deferrals
+from bridge.store.sqlite import tasks as sqlite_tasks
+from tests.support.postgres import PostgresServer
 
 CLIENT_ID, CLIENT_SECRET = "demo-agent", "demo-agent-secret-for-bench"
 DEFERRED = "urn:ietf:params:oauth:grant-type:deferred"
@@ -130,11 +143,8 @@ class Site:
     config: Path
     settings: Settings
     port: int
+    db: Database
     codes: list[str] = field(default_factory=list)  # filler codes, for polls (shuffled)
-
-    @property
-    def database(self) -> Path:
-        return self.settings.resolve(self.settings.storage.path)
 
     @property
     def kek(self) -> bytes:
@@ -154,13 +164,13 @@ class Site:
             *("--port", str(self.port)),
         ]
 
-    def connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.database, timeout=30, isolation_level=None)
 
-
-def make_site(workdir: Path, pending: int, listener: Listener) -> Site:
+def make_site(
+    workdir: Path, pending: int, listener: Listener, kind: str, postgres: PostgresServer | None
+) -> Site:
     folder = workdir / f"pending-{pending}"
     folder.mkdir()
+    db = database(kind, folder, f"pending_{pending}", postgres)
     clients = folder / "clients.toml"
     clients.write_text(
         f'[clients."{CLIENT_ID}"]\n'
@@ -176,7 +186,7 @@ def make_site(workdir: Path, pending: int, listener: Listener) -> Site:
         f'[server]\npublic_url = "http://127.0.0.1:{port}"\n'
         'log_level = "warning"\naccess_log = false\n\n'
         "[reload]\nenabled = false\n\n"
-        f'[storage]\npath = "{folder / "bridge.sqlite3"}"\n\n'
+        f"[storage]\n{db.storage}\n\n"
         "[oauth]\n"
         f'clients_file = "{clients}"\n'
         f'profiles_dir = "{REPO / "profiles"}"\n'
@@ -186,7 +196,7 @@ def make_site(workdir: Path, pending: int, listener: Listener) -> Site:
         "[deferral]\nping_delay_seconds = 0\n\n"
         f'[stores.default]\npath = "{REPO / "policies" / "default"}"\n'
     )
-    return Site(pending, folder, config, load_settings(config), port)
+    return Site(pending, folder, config, load_settings(config), port, db)
 
 
 def basic() -> httpx.BasicAuth:
@@ -217,75 +227,63 @@ def fill(site: Site) -> float:
     with server(site.command, site.port) as url, httpx.Client(base_url=url, timeout=10) as http:
         defer(http)
     keys = site.keys
-    with closing(site.connect()) as db:
-        db.row_factory = sqlite3.Row
-        deferral = dict(db.execute("SELECT * FROM deferrals").fetchone())
-        task = dict(db.execute("SELECT * FROM access_requests").fetchone())
-        # The spent `jti` of the binding token the submission echoed (one per request).
-        binding = dict(db.execute("SELECT * FROM access_request_bindings").fetchone())
-        for table in ("access_request_idempotency", "access_request_approvals", "outbox"):
-            # Internal submissions leave nothing else behind that a clone would need.
-            if db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]:
-                raise RuntimeError(f"unexpected rows in {table}")
-        deferral.pop("id")
-        started = time.perf_counter()
-        now = time.time()
-        deferrals, tasks, bindings = [], [], []
-        for n in range(1, site.pending):
-            record = f"cust-{n:06d}"
-            code = new_code()
-            code_hash = keys.code_hash(code)
-            task_id = "arq_" + secrets.token_urlsafe(24)
-            created = now - random.uniform(60, 3600)
-            site.codes.append(code)
-            deferrals.append(
-                {
-                    **deferral,
-                    "code_hash": code_hash,
-                    "snapshot_json": deferral["snapshot_json"].replace(TEMPLATE_RECORD, record),
-                    "task_id": task_id,
-                    # Each clone is another request: no shared dedupe key (none is needed to
-                    # measure polls and pings).
-                    "dedupe_key": None,
-                    "created_at": created,
-                    "expires_at": created + LIFETIME,
-                    "code_sealed": keys.seal_code(code_hash, code),
-                    "notification_token_sealed": keys.seal_notification_token(
-                        code_hash, secrets.token_urlsafe(32)
-                    ),
-                }
-            )
-            bindings.append({**binding, "jti": secrets.token_urlsafe(16), "task_id": task_id})
-            tasks.append(
-                {
-                    **{
-                        k: v.replace(TEMPLATE_RECORD, record) if isinstance(v, str) else v
-                        for k, v in task.items()
-                    },
-                    "id": task_id,
-                    "created_at": created,
-                    "updated_at": created,
-                    "expires_at": created + LIFETIME,
-                    "retain_until": created + LIFETIME,
-                }
-            )
-        db.execute("BEGIN IMMEDIATE")
-        for table, rows in (
-            ("deferrals", deferrals),
-            ("access_requests", tasks),
-            ("access_request_bindings", bindings),
-        ):
-            columns = list(rows[0])
-            db.executemany(
-                f"INSERT INTO {table} ({', '.join(columns)}) "
-                f"VALUES ({', '.join(':' + c for c in columns)})",
-                rows,
-            )
-        db.execute("COMMIT")
-        elapsed = time.perf_counter() - started
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        counted = db.execute("SELECT COUNT(*) FROM deferrals WHERE status = 'pending'").fetchone()
-        assert counted[0] == site.pending, counted
+    db = site.db
+    deferral = db.first_row("deferrals")
+    task = db.first_row("access_requests")
+    # The spent `jti` of the binding token the submission echoed (one per request).
+    binding = db.first_row("access_request_bindings")
+    for table in ("access_request_idempotency", "access_request_approvals", "outbox"):
+        # Internal submissions leave nothing else behind that a clone would need.
+        if db.rows(f"SELECT COUNT(*) FROM {table}")[0][0]:
+            raise RuntimeError(f"unexpected rows in {table}")
+    deferral.pop("id")
+    started = time.perf_counter()
+    now = time.time()
+    deferrals, tasks, bindings = [], [], []
+    for n in range(1, site.pending):
+        record = f"cust-{n:06d}"
+        code = new_code()
+        code_hash = keys.code_hash(code)
+        task_id = "arq_" + secrets.token_urlsafe(24)
+        created = now - random.uniform(60, 3600)
+        site.codes.append(code)
+        deferrals.append(
+            {
+                **deferral,
+                "code_hash": code_hash,
+                "snapshot_json": deferral["snapshot_json"].replace(TEMPLATE_RECORD, record),
+                "task_id": task_id,
+                # Each clone is another request: no shared dedupe key (none is needed to
+                # measure polls and pings).
+                "dedupe_key": None,
+                "created_at": created,
+                "expires_at": created + LIFETIME,
+                "code_sealed": keys.seal_code(code_hash, code),
+                "notification_token_sealed": keys.seal_notification_token(
+                    code_hash, secrets.token_urlsafe(32)
+                ),
+            }
+        )
+        bindings.append({**binding, "jti": secrets.token_urlsafe(16), "task_id": task_id})
+        tasks.append(
+            {
+                **{
+                    k: v.replace(TEMPLATE_RECORD, record) if isinstance(v, str) else v
+                    for k, v in task.items()
+                },
+                "id": task_id,
+                "created_at": created,
+                "updated_at": created,
+                "expires_at": created + LIFETIME,
+                "retain_until": created + LIFETIME,
+            }
+        )
+    db.insert(
+        {"deferrals": deferrals, "access_requests": tasks, "access_request_bindings": bindings}
+    )
+    elapsed = time.perf_counter() - started
+    counted = db.rows("SELECT COUNT(*) FROM deferrals WHERE status = 'pending'")
+    assert counted[0][0] == site.pending, counted
     random.shuffle(site.codes)
     return elapsed
 
@@ -304,7 +302,7 @@ async def poll_in_process(sites: list[Site], polls: int, passes: int) -> dict[in
         client_id=CLIENT_ID, auth_method="client_secret_basic", secret_hash=hash_secret("x")
     )
     samples: dict[int, list[float]] = {site.pending: [] for site in sites}
-    stores = [SQLiteStore(site.database) for site in sites]
+    stores = [store_for(site.settings) for site in sites]
     for store in stores:
         await store.open()
     try:
@@ -336,11 +334,10 @@ async def poll_in_process(sites: list[Site], polls: int, passes: int) -> dict[in
 def forget_polls(site: Site) -> None:
     """Clear the throttle bookkeeping of the polled codes, so that the next poll of each is
     its first again (`authorization_pending`, not `slow_down`)."""
-    with closing(site.connect()) as db:
-        db.execute(
-            "UPDATE deferrals SET last_poll_at = NULL, slow_down_count = 0, "
-            "required_gap = interval WHERE status = 'pending'"
-        )
+    site.db.rows(
+        "UPDATE deferrals SET last_poll_at = NULL, slow_down_count = 0, "
+        "required_gap = interval WHERE status = 'pending'"
+    )
 
 
 def poll_http(
@@ -375,10 +372,11 @@ def poll_http(
 
 
 async def housekeeping(sites: list[Site], rounds: int) -> dict[int, list[float]]:
-    """One housekeeping pass with purging, on the store's only thread
-    (`DeferralService.expire_due`, then the access requests' `sweep`), nothing being due."""
+    """One housekeeping pass, nothing being due: what every chore asks of the store
+    (`DeferralService.expire_due`; the access requests' `expire_due` and `sweep`; the remote
+    access requests' `refresh_due`; the outbox purge), in the order the app runs them."""
     samples: dict[int, list[float]] = {site.pending: [] for site in sites}
-    stores = [SQLiteStore(site.database) for site in sites]
+    stores = [store_for(site.settings) for site in sites]
     for store in stores:
         await store.open()
     try:
@@ -389,6 +387,9 @@ async def housekeeping(sites: list[Site], rounds: int) -> dict[int, list[float]]
                 await store.deferrals_expire(now, limit=1000, purge_before=now - 86_400)
                 await store.tasks_past_expiry(now, 100)
                 await store.tasks_purge(now, PURGE_AFTER_SECONDS)
+                await store.remote_tasks_claim_due(now, 100, 30.0)
+                await store.remote_tasks_purge(now - 86_400)
+                await store.outbox_purge(now - 86_400)
                 samples[site.pending].append(time.perf_counter() - started)
     finally:
         for store in stores:
@@ -413,7 +414,6 @@ def approval_to_ping(
             site.pending: stack.enter_context(httpx.Client(base_url=urls[site.pending], timeout=10))
             for site in sites
         }
-        dbs = {site.pending: stack.enter_context(closing(site.connect())) for site in sites}
         approvers = {
             site.pending: {"Authorization": f"Bearer {mint(site.settings, 'manager-1', 60)}"}
             for site in sites
@@ -421,12 +421,12 @@ def approval_to_ping(
         keys = {site.pending: site.keys for site in sites}
         for n in range(count):
             for site in sites:
-                http, db = clients[site.pending], dbs[site.pending]
+                http, db = clients[site.pending], site.db
                 code = defer(http, f"new-{n:06d}")
-                (task_id,) = db.execute(
+                ((task_id,),) = db.rows(
                     "SELECT task_id FROM deferrals WHERE code_hash = ?",
                     (keys[site.pending].code_hash(code),),
-                ).fetchone()
+                )
                 # The outbox worker looks every 0.5 s: start at a random phase of its tick,
                 # else the loop falls into step with it and every sample waits alike.
                 time.sleep(random.uniform(0, 0.5))
@@ -441,12 +441,12 @@ def approval_to_ping(
                     raise RuntimeError(f"approval failed: {response.text}")
                 wall, arrived = listener.wait(code)
                 # The decision's time, and the resolution's (the ping is queued with it).
-                (stored,) = db.execute(
+                ((stored,),) = db.rows(
                     "SELECT updated_at FROM access_requests WHERE id = ?", (task_id,)
-                ).fetchone()
-                (queued,) = db.execute(
+                )
+                ((queued,),) = db.rows(
                     "SELECT resolved_at FROM deferrals WHERE task_id = ?", (task_id,)
-                ).fetchone()
+                )
                 samples[site.pending].append(
                     PingSample(
                         arrived - started, answered - started, queued - stored, wall - queued
@@ -484,23 +484,28 @@ def client_cost() -> float:
 
 
 def query_plans(site: Site) -> None:
-    """The statements the housekeeping runs every 5 s, as SQLite plans them."""
-    statements = {
-        "deferrals due": "SELECT code_hash, task_id FROM deferrals "
-        "WHERE status IN ('pending', 'resolved_ok') AND expires_at <= 0 LIMIT 1000",
-        "access requests purge": "DELETE FROM access_requests "
-        "WHERE status != 'pending' AND retain_until < 0",
-        "access requests due": "SELECT id FROM access_requests "
-        "WHERE status = 'pending' AND expires_at <= 0 ORDER BY expires_at LIMIT 100",
-    }
-    with closing(site.connect()) as db:
-        for name, sql in statements.items():
-            plan = "; ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql))
-            print(f"  {name}: {plan}")
+    """The statements the housekeeping runs every 5 s, as the database plans them (with
+    every row of the larger size in place)."""
+    statements: dict[str, tuple[str, tuple[Any, ...]]]
+    if site.db.url is not None:
+        statements = {
+            "deferrals due": (pg_deferrals.SELECT_DUE, (["pending", "resolved_ok"], 0, 1000)),
+            "access requests purge": (pg_tasks.DELETE_DECIDED, (0,)),
+            "access requests due": (pg_tasks.SELECT_PAST_EXPIRY, (0, 100)),
+        }
+    else:
+        statements = {
+            "deferrals due": (sqlite_deferrals.SELECT_DUE, ("pending", "resolved_ok", 0, 1000)),
+            "access requests purge": (sqlite_tasks.DELETE_DECIDED, (0,)),
+            "access requests due": (sqlite_tasks.SELECT_PAST_EXPIRY, (0, 100)),
+        }
+    for name, (statement, args) in statements.items():
+        print(f"  {name}: {site.db.plan(statement, args)}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=BACKENDS, default="sqlite")
     parser.add_argument("--sizes", type=int, nargs=2, default=[1_000, 100_000])
     parser.add_argument(
         "--polls", type=int, default=1_000, help="codes per size and pass (at most size - 1)"
@@ -510,15 +515,17 @@ def main() -> int:
     args = parser.parse_args()
     began = time.monotonic()
     listener = Listener()
+    print(f"store backend: {args.backend}")
     with (
         listener.running(),
         tempfile.TemporaryDirectory(prefix="bench-deferral-") as tmp,
+        database_server(args.backend) as postgres,
     ):
         workdir = Path(tmp)
-        sites = [make_site(workdir, size, listener) for size in args.sizes]
+        sites = [make_site(workdir, size, listener, args.backend, postgres) for size in args.sizes]
         for site in sites:
             elapsed = fill(site)
-            size_mb = site.database.stat().st_size / 1e6
+            size_mb = site.db.size_mb()
             print(
                 f"filled {site.pending:,} pending deferrals (+ as many access requests) in "
                 f"{elapsed:.1f} s; database {size_mb:.0f} MB"

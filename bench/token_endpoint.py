@@ -47,15 +47,17 @@ FORM = {"grant_type": "client_credentials", "authorization_details": json.dumps(
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 
-def bridge_config(workdir: Path, port: int) -> Path:
+def bridge_config(workdir: Path, port: int, storage: str | None = None) -> Path:
     """The bridge as `make run` has it, minus what would disturb a measurement (access log,
-    reload) and with its storage and key file in `workdir`."""
+    reload) and with its storage (a SQLite file unless `storage` gives the `[storage]`
+    table) and key file in `workdir`."""
     config = workdir / "bridge.toml"
+    storage = storage if storage is not None else f'path = "{workdir / "bridge.sqlite3"}"'
     config.write_text(
         f'[server]\npublic_url = "http://127.0.0.1:{port}"\n'
         'log_level = "warning"\naccess_log = false\n\n'
         "[reload]\nenabled = false\n\n"
-        f'[storage]\npath = "{workdir / "bridge.sqlite3"}"\n\n'
+        f"[storage]\n{storage}\n\n"
         "[oauth]\n"
         f'clients_file = "{REPO / "clients.toml"}"\n'
         f'profiles_dir = "{REPO / "profiles"}"\n'

@@ -72,7 +72,9 @@ def create_app(
     store_routes = authzen.routes(pdps, ars.metadata)
 
     handlers: dict[str, Handler] = dict(ars.outbox_handlers())
-    worker = OutboxWorker(shared.store, handlers)
+    worker = OutboxWorker(
+        shared.store, handlers, lease_seconds=settings.storage.outbox_lease_seconds
+    )
     chores: list[Chore] = []
     pdp = token_pdp(settings, pdps)
     oauth = None
@@ -118,7 +120,9 @@ def create_app(
         *ars.routes(default_auth or PEPAuthSettings()),
         *(route for named in store_routes.values() for route in named),
         shared.jwks_route(),
-        *health_routes(authzen.holders, oauth.registry if oauth is not None else None),
+        *health_routes(
+            authzen.holders, shared.store, oauth.registry if oauth is not None else None
+        ),
     ]
 
     @contextlib.asynccontextmanager

@@ -1,7 +1,10 @@
 """`/healthz` (the process answers) and `/readyz` (every policy store is loaded and current,
-and the client registry file in force is the one on disk)."""
+the client registry file in force is the one on disk, and the database answers)."""
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -9,10 +12,18 @@ from starlette.routing import Route
 
 from .authzen.cedar.reload import StoreHolder
 from .oauth.clients import ClientRegistry
+from .store.contract import Store
+
+log = logging.getLogger("bridge")
+
+# The most `/readyz` waits for the database (a backend bounds its own ping more tightly).
+DATABASE_TIMEOUT_SECONDS = 3.0
 
 
 def health_routes(
-    holders: dict[str, StoreHolder], registry: ClientRegistry | None = None
+    holders: dict[str, StoreHolder],
+    store: Store | None = None,
+    registry: ClientRegistry | None = None,
 ) -> list[Route]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -29,7 +40,7 @@ def health_routes(
                 state["error"] = holder.reload_error
             stores[name] = state
         ready = all(holder.reload_error is None for holder in holders.values())
-        body: dict[str, object] = {"stores": stores}
+        body: dict[str, object] = {"status": "ready", "stores": stores}
         if registry is not None:
             registry.clients()  # look at the file now, not at the next request's turn
             clients: dict[str, object] = {"ready": registry.reload_error is None}
@@ -37,9 +48,26 @@ def health_routes(
                 clients["error"] = registry.reload_error
             body["clients"] = clients
             ready = ready and registry.reload_error is None
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", **body},
-            status_code=200 if ready else 503,
-        )
+        if store is not None:
+            database = await _database(store)
+            body["database"] = database
+            ready = ready and database["ready"] is True
+        body["status"] = "ready" if ready else "not ready"
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+
+
+async def _database(store: Store) -> dict[str, object]:
+    """{"ready": true}, or false with the reason (backends name a database without its
+    password)."""
+    try:
+        await asyncio.wait_for(store.ping(), DATABASE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        reason = f"no answer within {DATABASE_TIMEOUT_SECONDS:g} s"
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+    else:
+        return {"ready": True}
+    log.warning("readyz: the database does not answer: %s", reason)
+    return {"ready": False, "error": f"the database does not answer: {reason}"}

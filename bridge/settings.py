@@ -21,8 +21,10 @@ DEMO_APPROVER_ISSUER = "urn:authzen-bridge:demo-approvers"
 
 
 class _Section(BaseModel):
-    # A misspelt option is a mistake worth reporting, not something to ignore silently.
-    model_config = ConfigDict(extra="forbid")
+    # A misspelt option is a mistake worth reporting, not something to ignore silently. A
+    # validation error never echoes the input: it may hold a secret (`storage.url`'s
+    # password, API keys, tokens).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class ServerSettings(_Section):
@@ -156,10 +158,51 @@ class PDPSettings(_Section):
 
 
 class StorageSettings(_Section):
+    """Where the bridge keeps its state: one SQLite file (`path`, the default: one process),
+    or one PostgreSQL database shared by every replica (`url`)."""
+
     path: Path = Field(
         Path("var/bridge.sqlite3"),
         description=(
-            "The SQLite database file (created mode 0600, with its folder, on first start)."
+            "The SQLite database file (created mode 0600, with its folder, on first start). "
+            "Not together with `url`."
+        ),
+    )
+    url: SecretStr | None = Field(
+        None,
+        description=(
+            "PostgreSQL instead of SQLite: `postgresql://USER@HOST:PORT/DB` (a libpq URL; "
+            "query parameters such as `sslmode` allowed). Every replica names the same "
+            "database. Never logged."
+        ),
+    )
+    password_file: Path | None = Field(
+        None,
+        description=(
+            "File whose first line is the PostgreSQL password, when the URL has none; "
+            "else `BRIDGE_DATABASE_PASSWORD` from the environment."
+        ),
+    )
+    pool_min_size: int = Field(
+        1, ge=0, description="PostgreSQL connections each process keeps open."
+    )
+    pool_max_size: int = Field(
+        10, ge=1, description="Most PostgreSQL connections each process opens."
+    )
+    pool_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "How long a request waits for a free PostgreSQL connection (and a connection "
+            "attempt for the server) before it fails."
+        ),
+    )
+    outbox_lease_seconds: float = Field(
+        60.0,
+        ge=1,
+        description=(
+            "How long a claimed outbox row (ping, callback) is held by the process delivering "
+            "it; a process killed meanwhile leaves it due again after this long."
         ),
     )
     migrate_on_start: bool = Field(
@@ -169,6 +212,27 @@ class StorageSettings(_Section):
             "database that needs migrating is refused (run `bridge db migrate`)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _one_database(self) -> StorageSettings:
+        postgres_only = {"password_file", "pool_min_size", "pool_max_size", "pool_timeout_seconds"}
+        if self.url is None:
+            given = sorted(postgres_only & self.model_fields_set)
+            if given:
+                raise ValueError(f"{', '.join(given)}: only with `url` (PostgreSQL)")
+            return self
+        if "path" in self.model_fields_set:
+            # Which of the two holds the state would otherwise be a guess.
+            raise ValueError("give `url` (PostgreSQL) or `path` (SQLite), not both")
+        scheme, sep, rest = self.url.get_secret_value().partition("://")
+        if not sep or scheme not in ("postgresql", "postgres"):
+            raise ValueError("url must be a postgresql:// URL")  # the value is never quoted
+        userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+        if ":" in userinfo and self.password_file is not None:
+            raise ValueError("the url carries a password: give it there or in password_file")
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size is larger than pool_max_size")
+        return self
 
 
 class DPoPSettings(_Section):

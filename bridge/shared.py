@@ -36,7 +36,8 @@ class Shared:
         store = store_for(settings)
         kek_file = settings.resolve(settings.oauth.key_encryption_key_file)
         kek = load_key_encryption_key(kek_file)
-        if kek_beside(kek_file, settings.resolve(settings.storage.path)):
+        sqlite = settings.storage.url is None  # a PostgreSQL database has no folder here
+        if sqlite and kek_beside(kek_file, settings.resolve(settings.storage.path)):
             log.warning(
                 "the key-encryption key %s sits beside the database: a copy of that folder "
                 "opens every sealed secret. Keep it elsewhere (oauth.key_encryption_key_file) "

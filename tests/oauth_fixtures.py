@@ -389,8 +389,11 @@ def server_config(
     clients: Mapping[str, Mapping[str, Any]] | None = None,
     policies: Path | None = None,
     extra: str = "",
+    storage: str | None = None,
 ) -> Path:
-    """Write the configuration (and client registry) for a test server into `folder`."""
+    """Write the configuration (and client registry) for a test server into `folder`; its
+    `[storage]` table is `storage` when given (e.g. a PostgreSQL `url`), else a SQLite file
+    in `folder`."""
     clients_file = folder / "clients.toml"
     clients_file.write_text(clients_toml(clients or CLIENTS), encoding="utf-8")
     issuer_jwks = {"keys": [IDP_KEY.as_dict(private=False)]}
@@ -406,7 +409,7 @@ issuer = "{IDP}"
 jwks = {_toml(issuer_jwks)}
 
 [storage]
-path = {json.dumps(str(folder / "bridge.sqlite3"))}
+{storage if storage is not None else "path = " + json.dumps(str(folder / "bridge.sqlite3"))}
 """
     return write_config(
         folder / "bridge.toml",

@@ -2,12 +2,15 @@
 requests are pending and pings are queued, restarted on the same database and port, and
 every pending request still completes and every ping is delivered exactly once.
 
+Both scenarios run on each store backend: a SQLite file, and a PostgreSQL database of the
+test server (`tests.support`) that the restarted process finds again by its `storage.url`.
+
 The bridge runs as a real subprocess (`tests.conftest.bridge_process`); the client's
 notification endpoint is a listener in this process that records every ping it gets and
 answers 500 while told to fail. "Delivered" means answered 2xx: attempts that got a 500
 do not count.
 
-The kill is timed by reading the database (a separate SQLite connection, reads only):
+The kill is timed by reading the database (a connection of the test's own, reads only):
 - with pings queued, it lands while every ping row waits for its retry (not while one is
   being sent: a row claimed by a dying worker is only due again when its 60 s lease ends,
   which would still be correct but slow);
@@ -34,11 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
 
 from bridge.demo_approvers import mint
 from bridge.settings import Settings, load_settings
 from tests.conftest import bridge_process, free_port
 from tests.oauth_fixtures import CLIENTS, CRM, basic_header, rar, server_config
+from tests.support.postgres import PostgresDatabase, PostgresServer
+
+pytest_plugins = ["tests.support.plugin"]
 
 DEFERRED = "urn:ietf:params:oauth:grant-type:deferred"
 APPROVER = "manager-1"  # the demo policies let manager-1 approve exports of customer records
@@ -107,13 +115,48 @@ class PingListener:
 # -- the bridge under test ----------------------------------------------------------------
 
 
+Rows = Callable[..., list[tuple[Any, ...]]]  # (query with ? marks, *args): every row
+
+
+@dataclass
+class Database:
+    """Where the bridge under test keeps its state: its `[storage]` table, and how the test
+    reads it from outside."""
+
+    storage: str | None  # None: a SQLite file in the test's folder
+    postgres: PostgresDatabase | None = None
+
+    def rows(self, folder: Path, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        if self.postgres is not None:
+            with psycopg.connect(self.postgres.url, autocommit=True) as conn:
+                return conn.execute(query.replace("?", "%s"), args).fetchall()
+        db = sqlite3.connect(folder / "bridge.sqlite3", timeout=10)
+        try:
+            return db.execute(query, args).fetchall()
+        finally:
+            db.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    if request.param == "sqlite":
+        yield Database(None)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    fresh = server.create_database("durability")
+    try:
+        yield Database(f"url = {json.dumps(fresh.url)}", fresh)
+    finally:
+        server.drop_database(fresh.database)
+
+
 @dataclass
 class Bridge:
     folder: Path
     config: Path
     settings: Settings
     port: int
-    database: Path
+    database: Database
 
     @property
     def url(self) -> str:
@@ -129,14 +172,10 @@ class Bridge:
 
     def rows(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
         """Read the database beside the running (or killed) server."""
-        db = sqlite3.connect(self.database, timeout=10)
-        try:
-            return db.execute(query, args).fetchall()
-        finally:
-            db.close()
+        return self.database.rows(self.folder, query, *args)
 
 
-def make_bridge(folder: Path, endpoint: str) -> Bridge:
+def make_bridge(folder: Path, endpoint: str, database: Database) -> Bridge:
     client = {
         **CLIENTS["demo-agent"],
         "grant_types": ["client_credentials", DEFERRED],
@@ -156,9 +195,11 @@ demo_approver_key_file = {json.dumps(str(folder / "approver-key.json"))}
 interval_seconds = 1
 ping_delay_seconds = 0
 """
-    config = server_config(folder, clients={"demo-agent": client}, extra=extra)
+    config = server_config(
+        folder, clients={"demo-agent": client}, extra=extra, storage=database.storage
+    )
     settings = load_settings(config)
-    return Bridge(folder, config, settings, free_port(), folder / "bridge.sqlite3")
+    return Bridge(folder, config, settings, free_port(), database)
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
@@ -238,9 +279,9 @@ def statuses(bridge: Bridge, table: str) -> list[str]:
 # -- the tests ----------------------------------------------------------------------------
 
 
-def test_sigkill_with_pings_queued_and_requests_pending(tmp_path: Path) -> None:
+def test_sigkill_with_pings_queued_and_requests_pending(tmp_path: Path, database: Database) -> None:
     with PingListener() as listener:
-        bridge = make_bridge(tmp_path, listener.url)
+        bridge = make_bridge(tmp_path, listener.url, database)
         approver = mint(bridge.settings, APPROVER, 10)
         listener.failing = True
         with (
@@ -298,9 +339,9 @@ def test_sigkill_with_pings_queued_and_requests_pending(tmp_path: Path) -> None:
             assert_completes(http, codes)
 
 
-def test_sigkill_right_after_an_approval(tmp_path: Path) -> None:
+def test_sigkill_right_after_an_approval(tmp_path: Path, database: Database) -> None:
     with PingListener() as listener:
-        bridge = make_bridge(tmp_path, listener.url)
+        bridge = make_bridge(tmp_path, listener.url, database)
         approver = mint(bridge.settings, APPROVER, 10)
         with (
             bridge.run("first") as proc,

@@ -73,28 +73,33 @@ class SigningKeys:
         self._public: dict[str, SigningKey] = {}
 
     async def ensure(self) -> None:
-        """Make the first key when the store has none that can sign."""
+        """Make the first key when the store has none that can sign (once, should several
+        replicas start together on an empty database)."""
         await self._refresh(force=True)
         if self._active is None:
-            await self.rotate(keep_published_for=0)
+            await self._store.add_first_signing_key(self._new_record(time.time()))
+            await self._refresh(force=True)
 
     async def rotate(self, keep_published_for: float) -> str:
         """A new active key; the old ones stop signing now and leave the JWKS after
         `keep_published_for` seconds (the longest lifetime of a token they signed)."""
-        key = generate_key(self._alg)
         now = time.time()
-        record = SigningKeyRecord(
+        record = self._new_record(now)
+        await self._store.add_signing_key(
+            record, retire_others_at=now, others_expire_at=now + keep_published_for
+        )
+        await self._refresh(force=True)
+        return record.kid
+
+    def _new_record(self, now: float) -> SigningKeyRecord:
+        key = generate_key(self._alg)
+        return SigningKeyRecord(
             kid=key.kid or key.thumbprint(),
             alg=self._alg,
             public_jwk=json.dumps(key.as_dict(private=False)),
             private_jwk_sealed=seal(self._kek, key.kid or "", key.as_dict(private=True)),
             created_at=now,
         )
-        await self._store.add_signing_key(
-            record, retire_others_at=now, others_expire_at=now + keep_published_for
-        )
-        await self._refresh(force=True)
-        return record.kid
 
     async def active(self) -> SigningKey:
         await self._refresh()

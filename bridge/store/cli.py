@@ -1,5 +1,7 @@
-"""`bridge db migrate` and `bridge db status`: the schema of the configured database, for
-deployments that migrate as a step of their own (`storage.migrate_on_start = false`)."""
+"""`bridge db migrate` and `bridge db status`: the schema of the configured database (SQLite
+or PostgreSQL), for deployments that migrate as a step of their own
+(`storage.migrate_on_start = false`). Messages name a PostgreSQL database without its
+password."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import Settings
-from .backends import schema_status, store_for
+from .backends import describe, schema_status, store_for
 
 
 def register(commands: Any) -> None:
@@ -27,10 +29,12 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.db_command == "status":
         try:
+            where = describe(settings)
             current, latest, pending = schema_status(settings)
         except Exception as exc:
             print(f"bridge db status: {exc}", file=sys.stderr)
             return 1
+        print(f"database {where}")
         print(f"schema version {current} (this bridge knows {latest})")
         for version, description in pending:
             print(f"pending {version}: {description}")
@@ -39,9 +43,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
-    # Opening with migrations on is the migration: one transaction, one process at a time.
-    store = store_for(settings, migrate=True)
+    # Opening with migrations on is the migration: one transaction, one process at a time
+    # (SQLite's write lock, PostgreSQL's advisory lock), so it is safe beside running replicas.
     try:
+        store = store_for(settings, migrate=True)
         await store.open()
     except Exception as exc:
         print(f"bridge db migrate: {exc}", file=sys.stderr)

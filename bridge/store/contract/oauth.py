@@ -41,7 +41,14 @@ class SigningKeyStore(Protocol):
         self, record: SigningKeyRecord, *, retire_others_at: float, others_expire_at: float
     ) -> None:
         """Store `record` as the active key; in the same transaction, retire every other
-        active key and keep it published until `others_expire_at`."""
+        active key and keep it published until `others_expire_at`. Two rotations at once
+        (from two replicas) leave one active key: the later one."""
+        ...
+
+    async def add_first_signing_key(self, record: SigningKeyRecord) -> bool:
+        """Store `record` as the active key unless a key is active already; False (nothing
+        written) then. Replicas starting together on an empty database make one key between
+        them, and none retires a key another has just begun to sign with."""
         ...
 
 
@@ -58,7 +65,12 @@ class RefreshTokenRecord:
 
 
 class RefreshTokenStore(Protocol):
-    async def save_refresh_token(self, record: RefreshTokenRecord) -> None: ...
+    async def save_refresh_token(self, record: RefreshTokenRecord) -> None:
+        """Store a new token of its family. Saved into a family that has been revoked, it is
+        saved revoked: a rotation racing a revocation, or a reuse found at another replica
+        between the rotation's use of the old token and its save of the new one, does not
+        leave the grant alive."""
+        ...
 
     async def find_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None: ...
 
@@ -68,7 +80,10 @@ class RefreshTokenStore(Protocol):
         token has leaked) and returns None."""
         ...
 
-    async def revoke_refresh_family(self, family_id: str, now: float) -> None: ...
+    async def revoke_refresh_family(self, family_id: str, now: float) -> None:
+        """Revoke every token of the family, and (see `save_refresh_token`) any saved into
+        it later."""
+        ...
 
 
 class RevocationStore(Protocol):

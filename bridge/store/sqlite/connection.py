@@ -25,15 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from ..schema import SchemaBehind
 from . import migrations
 
 log = logging.getLogger("bridge.store")
 
 _T = TypeVar("_T")
 
-
-class SchemaBehind(Exception):
-    """The database needs migrations and the store was told not to apply them."""
+__all__ = ["SQLiteBase", "SchemaBehind", "transaction"]
 
 
 class SQLiteBase:

@@ -15,6 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..schema import SchemaTooNew
+
+__all__ = ["LATEST", "MIGRATIONS", "Migration", "SchemaTooNew", "migrate", "pending"]
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -23,10 +27,6 @@ class Migration:
     statements: tuple[str, ...] = ()
     # For what SQL alone cannot say idempotently (SQLite has no ADD COLUMN IF NOT EXISTS).
     apply: Callable[[sqlite3.Connection], None] | None = field(default=None, compare=False)
-
-
-class SchemaTooNew(Exception):
-    """The database was migrated by a newer bridge."""
 
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
@@ -112,11 +112,32 @@ def _add_dedupe_key(db: sqlite3.Connection) -> None:
     )
 
 
+# Every housekeeping statement (the chores' expiries and purges, the outbox purge, the replay
+# cache's sweep) and every lookup on a hot path is answered from an index; without these
+# some scanned whole tables (tests/store/test_plans.py checks the plans).
+_HOUSEKEEPING_INDEXES = (
+    # The approvers' inbox: pending tasks, oldest first.
+    "CREATE INDEX IF NOT EXISTS access_requests_pending ON access_requests (status, created_at)",
+    # The purge of decided tasks past their retention.
+    "CREATE INDEX IF NOT EXISTS access_requests_retention ON access_requests (retain_until)",
+    "CREATE INDEX IF NOT EXISTS access_request_approvals_expiry "
+    "ON access_request_approvals (approved_until)",
+    "CREATE INDEX IF NOT EXISTS access_request_idempotency_expiry "
+    "ON access_request_idempotency (keep_until)",
+    "CREATE INDEX IF NOT EXISTS access_request_bindings_expiry "
+    "ON access_request_bindings (expires_at)",
+    # A submission counts the binding jtis it claimed.
+    "CREATE INDEX IF NOT EXISTS access_request_bindings_task ON access_request_bindings (task_id)",
+    "CREATE INDEX IF NOT EXISTS outbox_age ON outbox (created_at)",
+    "CREATE INDEX IF NOT EXISTS revoked_access_tokens_expiry ON revoked_access_tokens (expires_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "OAuth, outbox, deferral and access request tables", _FIRST),
     Migration(
         2, "deferrals.dedupe_key: a repeated deferred request finds its code", (), _add_dedupe_key
     ),
+    Migration(3, "indexes for every housekeeping statement", _HOUSEKEEPING_INDEXES),
 )
 LATEST = MIGRATIONS[-1].version
 

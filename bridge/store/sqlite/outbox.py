@@ -7,6 +7,13 @@ import sqlite3
 from ..contract.outbox import OutboxRow
 from .connection import SQLiteBase, transaction
 
+# The worker's claim and the purge, each answered from an index (tests/store/test_plans.py).
+SELECT_DUE = (
+    "SELECT id, kind, payload, attempts, created_at FROM outbox "
+    "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
+)
+DELETE_OLD = "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?"
+
 
 class OutboxTables(SQLiteBase):
     @staticmethod
@@ -27,12 +34,7 @@ class OutboxTables(SQLiteBase):
     async def claim_outbox(self, now: float, limit: int, lease_seconds: float) -> list[OutboxRow]:
         def work() -> list[OutboxRow]:
             with transaction(self.db):
-                rows = self.db.execute(
-                    "SELECT id, kind, payload, attempts, created_at FROM outbox "
-                    "WHERE status = 'pending' AND next_attempt_at <= ? "
-                    "ORDER BY next_attempt_at LIMIT ?",
-                    (now, limit),
-                ).fetchall()
+                rows = self.db.execute(SELECT_DUE, (now, limit)).fetchall()
                 self.db.executemany(
                     "UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1 WHERE id = ?",
                     [(now + lease_seconds, row[0]) for row in rows],
@@ -70,9 +72,7 @@ class OutboxTables(SQLiteBase):
 
         def work() -> None:
             with transaction(self.db):
-                self.db.execute(
-                    "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (before,)
-                )
+                self.db.execute(DELETE_OLD, (before,))
 
         await self._run(work)
 

@@ -17,6 +17,9 @@ _COLUMNS = [f.name for f in fields(RemoteTaskRecord)]
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM remote_access_requests"
 # Columns an update may set (the identity columns never change).
 _MUTABLE = frozenset(_COLUMNS) - {"id", "client_id", "endpoint", "idempotency_key", "state_hash"}
+# The sweeper's claim and the purge, each answered from an index (tests/store/test_plans.py).
+SELECT_DUE = f"{_SELECT} WHERE status = ? AND next_check_at <= ? ORDER BY next_check_at LIMIT ?"
+DELETE_OLD = "DELETE FROM remote_access_requests WHERE expires_at < ? AND status != ?"
 
 
 class RemoteTaskTables(SQLiteBase):
@@ -87,11 +90,7 @@ class RemoteTaskTables(SQLiteBase):
 
         def work() -> list[RemoteTaskRecord]:
             with transaction(self.db):
-                rows = self.db.execute(
-                    f"{_SELECT} WHERE status = ? AND next_check_at <= ? "
-                    "ORDER BY next_check_at LIMIT ?",
-                    (PENDING, now, limit),
-                ).fetchall()
+                rows = self.db.execute(SELECT_DUE, (PENDING, now, limit)).fetchall()
                 self.db.executemany(
                     "UPDATE remote_access_requests SET next_check_at = ? WHERE id = ?",
                     [(now + lease_seconds, row[0]) for row in rows],
@@ -106,10 +105,7 @@ class RemoteTaskTables(SQLiteBase):
 
         def work() -> int:
             with transaction(self.db):
-                cursor = self.db.execute(
-                    "DELETE FROM remote_access_requests WHERE expires_at < ? AND status != ?",
-                    (before, PENDING),
-                )
+                cursor = self.db.execute(DELETE_OLD, (before, PENDING))
             return cursor.rowcount
 
         return await self._run(work)

@@ -16,6 +16,8 @@ from .tasks import TaskTables
 
 # Expired replay records are purged every this many writes (cheap: an indexed range delete).
 _PURGE_EVERY = 1000
+DELETE_USED_VALUES = "DELETE FROM used_values WHERE expires_at < ?"
+DELETE_REVOKED_TOKENS = "DELETE FROM revoked_access_tokens WHERE expires_at < ?"
 
 
 class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
@@ -38,8 +40,8 @@ class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
                 first = cursor.rowcount == 1
                 self._writes += 1
                 if self._writes % _PURGE_EVERY == 0:
-                    for table in ("used_values", "revoked_access_tokens"):
-                        self.db.execute(f"DELETE FROM {table} WHERE expires_at < ?", (now,))
+                    for statement in (DELETE_USED_VALUES, DELETE_REVOKED_TOKENS):
+                        self.db.execute(statement, (now,))
             return first
 
         return await self._run(work)
@@ -69,27 +71,37 @@ class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
                     (retire_others_at, others_expire_at),
                 )
                 self.db.execute(
-                    "INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.kid,
-                        record.alg,
-                        record.public_jwk,
-                        record.private_jwk_sealed,
-                        record.created_at,
-                        record.retired_at,
-                        record.expires_at,
-                    ),
+                    "INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?, ?, ?)", _key_row(record)
                 )
 
         await self._run(work)
 
+    async def add_first_signing_key(self, record: SigningKeyRecord) -> bool:
+        def work() -> bool:
+            with transaction(self.db):
+                active = self.db.execute(
+                    "SELECT 1 FROM signing_keys WHERE retired_at IS NULL LIMIT 1"
+                ).fetchone()
+                if active is not None:
+                    return False
+                self.db.execute(
+                    "INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?, ?, ?)", _key_row(record)
+                )
+            return True
+
+        return await self._run(work)
+
     # -- refresh tokens ------------------------------------------------------------------
 
     async def save_refresh_token(self, record: RefreshTokenRecord) -> None:
+        """Saved revoked into a family that has been revoked (the contract's rule)."""
+
         def work() -> None:
             with transaction(self.db):
                 self.db.execute(
-                    "INSERT INTO refresh_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO refresh_tokens VALUES (?, ?, ?, ?, ?, ?, ?, "
+                    "COALESCE(?, (SELECT MAX(revoked_at) FROM refresh_tokens "
+                    "WHERE family_id = ?)))",
                     (
                         record.token_hash,
                         record.family_id,
@@ -99,6 +111,7 @@ class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
                         record.expires_at,
                         record.used_at,
                         record.revoked_at,
+                        record.family_id,
                     ),
                 )
 
@@ -168,3 +181,15 @@ class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
             return row is not None
 
         return await self._run(work)
+
+
+def _key_row(record: SigningKeyRecord) -> tuple[object, ...]:
+    return (
+        record.kid,
+        record.alg,
+        record.public_jwk,
+        record.private_jwk_sealed,
+        record.created_at,
+        record.retired_at,
+        record.expires_at,
+    )

@@ -23,6 +23,21 @@ _APPROVAL_JSON = frozenset({"members", "binding"})
 _TASK_COLUMNS = ", ".join(f.name for f in fields(TaskRecord))
 _APPROVAL_COLUMNS = ", ".join(f.name for f in fields(ApprovalRecord))
 
+# Housekeeping and the inbox; each is answered from an index (tests/store/test_plans.py).
+SELECT_PENDING = (
+    f"SELECT {_TASK_COLUMNS} FROM access_requests WHERE status = 'pending' "
+    "ORDER BY created_at LIMIT ?"
+)
+SELECT_PAST_EXPIRY = (
+    f"SELECT {_TASK_COLUMNS} FROM access_requests WHERE status = 'pending' "
+    "AND expires_at <= ? ORDER BY expires_at LIMIT ?"
+)
+DELETE_DECIDED = "DELETE FROM access_requests WHERE status != 'pending' AND retain_until < ?"
+DELETE_OLD_APPROVALS = "DELETE FROM access_request_approvals WHERE approved_until < ?"
+DELETE_IDLE_IDEMPOTENCY = "DELETE FROM access_request_idempotency WHERE keep_until < ?"
+DELETE_SPENT_BINDINGS = "DELETE FROM access_request_bindings WHERE expires_at < ?"
+COUNT_CLAIMED_BINDINGS = "SELECT COUNT(*) FROM access_request_bindings WHERE task_id = ?"
+
 
 class TaskTables(SQLiteBase):
     """Mixin of the access request tables; the store must also mix in `OutboxTables`."""
@@ -56,9 +71,7 @@ class TaskTables(SQLiteBase):
                     "WHERE access_request_bindings.expires_at < ?",
                     [(jti, task.id, exp, task.created_at) for jti, exp in binding_jtis],
                 )
-                claimed = self.db.execute(
-                    "SELECT COUNT(*) FROM access_request_bindings WHERE task_id = ?", (task.id,)
-                ).fetchone()[0]
+                claimed = self.db.execute(COUNT_CLAIMED_BINDINGS, (task.id,)).fetchone()[0]
                 if claimed != len({jti for jti, _ in binding_jtis}):
                     raise BindingReused()  # leaving the transaction rolls everything back
                 self.db.execute(
@@ -136,20 +149,15 @@ class TaskTables(SQLiteBase):
 
     async def tasks_pending(self, limit: int) -> list[TaskRecord]:
         """Pending tasks, oldest first."""
-        return await self._tasks("status = 'pending' ORDER BY created_at LIMIT ?", (limit,))
+        return await self._tasks(SELECT_PENDING, (limit,))
 
     async def tasks_past_expiry(self, now: float, limit: int) -> list[TaskRecord]:
         """Pending tasks whose `expires_at` has passed."""
-        return await self._tasks(
-            "status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT ?", (now, limit)
-        )
+        return await self._tasks(SELECT_PAST_EXPIRY, (now, limit))
 
-    async def _tasks(self, where: str, args: tuple[Any, ...]) -> list[TaskRecord]:
+    async def _tasks(self, query: str, args: tuple[Any, ...]) -> list[TaskRecord]:
         def work() -> list[TaskRecord]:
-            rows = self.db.execute(
-                f"SELECT {_TASK_COLUMNS} FROM access_requests WHERE {where}", args
-            )
-            return [_task_record(row) for row in rows.fetchall()]
+            return [_task_record(row) for row in self.db.execute(query, args).fetchall()]
 
         return await self._run(work)
 
@@ -183,19 +191,10 @@ class TaskTables(SQLiteBase):
 
         def work() -> None:
             with transaction(self.db):
-                self.db.execute(
-                    "DELETE FROM access_requests WHERE status != 'pending' AND retain_until < ?",
-                    (now - keep_seconds,),
-                )
-                self.db.execute(
-                    "DELETE FROM access_request_approvals WHERE approved_until < ?",
-                    (now - keep_seconds,),
-                )
-                for table, column in (
-                    ("access_request_idempotency", "keep_until"),
-                    ("access_request_bindings", "expires_at"),
-                ):
-                    self.db.execute(f"DELETE FROM {table} WHERE {column} < ?", (now,))
+                self.db.execute(DELETE_DECIDED, (now - keep_seconds,))
+                self.db.execute(DELETE_OLD_APPROVALS, (now - keep_seconds,))
+                self.db.execute(DELETE_IDLE_IDEMPOTENCY, (now,))
+                self.db.execute(DELETE_SPENT_BINDINGS, (now,))
 
         await self._run(work)
 

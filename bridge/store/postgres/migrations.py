@@ -1,0 +1,186 @@
+"""The PostgreSQL schema, as numbered migrations applied in order and recorded in
+`schema_version`, version for version the same tables, columns and indexes as the SQLite
+schema (`store/sqlite/migrations.py`).
+
+Every pending migration is applied in one transaction (PostgreSQL's DDL is transactional: a
+failed migration leaves nothing half done). That transaction first takes a transaction-level
+advisory lock, so replicas starting at once against a new database do not both migrate: the
+first applies what is pending, the others wait for its commit, then find nothing to do. A
+database whose recorded version is newer than this code knows is refused: an older bridge
+must not write into a schema it does not understand.
+
+Types: epoch seconds are `double precision` (as the records have them), sealed values and
+payloads `bytea`, JSON kept as the text the store wrote (`text`), counters `bigint`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from ..schema import SchemaTooNew
+
+__all__ = ["LATEST", "MIGRATIONS", "Migration", "SchemaTooNew", "migrate", "pending", "status"]
+
+# The key of the advisory lock migrations take (any constant; "bridge" in ASCII).
+MIGRATION_LOCK = 0x627269646765
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version integer PRIMARY KEY, description text NOT NULL,
+    applied_at double precision NOT NULL)"""
+
+_FIRST = (
+    # OAuth: the replay cache, signing keys, refresh tokens, revoked access tokens.
+    """CREATE TABLE used_values (
+        namespace text NOT NULL, value text NOT NULL, expires_at double precision NOT NULL,
+        PRIMARY KEY (namespace, value))""",
+    "CREATE INDEX used_values_expiry ON used_values (expires_at)",
+    """CREATE TABLE signing_keys (
+        kid text PRIMARY KEY, alg text NOT NULL, public_jwk text NOT NULL,
+        private_jwk_sealed bytea NOT NULL, created_at double precision NOT NULL,
+        retired_at double precision, expires_at double precision)""",
+    """CREATE TABLE refresh_tokens (
+        token_hash text PRIMARY KEY, family_id text NOT NULL, client_id text NOT NULL,
+        grant_json text NOT NULL, issued_at double precision NOT NULL,
+        expires_at double precision NOT NULL, used_at double precision,
+        revoked_at double precision)""",
+    "CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id)",
+    """CREATE TABLE revoked_access_tokens (
+        jti text PRIMARY KEY, expires_at double precision NOT NULL)""",
+    # The outbox.
+    """CREATE TABLE outbox (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind text NOT NULL,
+        payload bytea NOT NULL, status text NOT NULL DEFAULT 'pending',
+        attempts integer NOT NULL DEFAULT 0, next_attempt_at double precision NOT NULL,
+        created_at double precision NOT NULL, last_error text)""",
+    "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+    # Deferred Token Responses.
+    """CREATE TABLE deferrals (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, code_hash text NOT NULL UNIQUE,
+        client_id text NOT NULL, jkt text, snapshot_json text NOT NULL, task_id text,
+        status text NOT NULL, created_at double precision NOT NULL,
+        expires_at double precision NOT NULL, interval integer NOT NULL,
+        required_gap double precision NOT NULL, last_poll_at double precision,
+        slow_down_count integer NOT NULL DEFAULT 0, notification_endpoint text,
+        code_sealed bytea, notification_token_sealed bytea, resolution_json text,
+        resolved_at double precision)""",
+    "CREATE INDEX deferrals_task ON deferrals (task_id, status)",
+    "CREATE INDEX deferrals_due ON deferrals (status, expires_at)",
+    # Access requests (ARAP).
+    """CREATE TABLE access_requests (
+        id text PRIMARY KEY, pdp text NOT NULL, requester text NOT NULL,
+        bundle boolean NOT NULL, subject text NOT NULL, context text NOT NULL,
+        items text NOT NULL, requested_access text, callback text, client text,
+        status text NOT NULL, created_at double precision NOT NULL,
+        expires_at double precision NOT NULL, retain_until double precision NOT NULL,
+        updated_at double precision NOT NULL, version bigint NOT NULL)""",
+    "CREATE INDEX access_requests_due ON access_requests (status, expires_at)",
+    """CREATE TABLE access_request_approvals (
+        id text PRIMARY KEY, task_id text NOT NULL, item integer NOT NULL, pdp text NOT NULL,
+        template text NOT NULL, members text NOT NULL, binding_hash text NOT NULL,
+        binding text NOT NULL, approved_at double precision NOT NULL,
+        approved_until double precision NOT NULL, revoked_at double precision)""",
+    """CREATE TABLE access_request_idempotency (
+        requester text NOT NULL, key text NOT NULL, body_hash text NOT NULL,
+        task_id text NOT NULL, keep_until double precision NOT NULL,
+        PRIMARY KEY (requester, key))""",
+    """CREATE TABLE access_request_bindings (
+        jti text PRIMARY KEY, task_id text NOT NULL, expires_at double precision NOT NULL)""",
+    # Access requests filed with a remote PDP's service.
+    """CREATE TABLE remote_access_requests (
+        id text PRIMARY KEY, client_id text NOT NULL, endpoint text NOT NULL,
+        idempotency_key text NOT NULL, state_hash text NOT NULL, item_count integer NOT NULL,
+        status text NOT NULL, created_at double precision NOT NULL,
+        updated_at double precision NOT NULL, expires_at double precision NOT NULL,
+        remote_id text, status_endpoint text, cancel_endpoint text, last_json text,
+        next_check_at double precision, checked_at double precision,
+        checks integer NOT NULL DEFAULT 0, failures integer NOT NULL DEFAULT 0,
+        last_error text)""",
+    "CREATE UNIQUE INDEX remote_access_requests_state ON remote_access_requests (state_hash)",
+    "CREATE INDEX remote_access_requests_due ON remote_access_requests (status, next_check_at)",
+    "CREATE INDEX remote_access_requests_expiry ON remote_access_requests (expires_at)",
+)
+
+_DEDUPE_KEY = (
+    "ALTER TABLE deferrals ADD COLUMN dedupe_key text",
+    "CREATE INDEX deferrals_dedupe ON deferrals (dedupe_key, status, expires_at)",
+)
+
+# The same indexes as SQLite's version 3: every housekeeping statement uses one.
+_HOUSEKEEPING_INDEXES = (
+    "CREATE INDEX access_requests_pending ON access_requests (status, created_at)",
+    "CREATE INDEX access_requests_retention ON access_requests (retain_until)",
+    "CREATE INDEX access_request_approvals_expiry ON access_request_approvals (approved_until)",
+    "CREATE INDEX access_request_idempotency_expiry ON access_request_idempotency (keep_until)",
+    "CREATE INDEX access_request_bindings_expiry ON access_request_bindings (expires_at)",
+    "CREATE INDEX access_request_bindings_task ON access_request_bindings (task_id)",
+    "CREATE INDEX outbox_age ON outbox (created_at)",
+    "CREATE INDEX revoked_access_tokens_expiry ON revoked_access_tokens (expires_at)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "OAuth, outbox, deferral and access request tables", _FIRST),
+    Migration(2, "deferrals.dedupe_key: a repeated deferred request finds its code", _DEDUPE_KEY),
+    Migration(3, "indexes for every housekeeping statement", _HOUSEKEEPING_INDEXES),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+async def current_version(conn: psycopg.AsyncConnection[Any]) -> int:
+    """The recorded schema version; 0 for a database that has recorded none."""
+    cursor = await conn.execute("SELECT to_regclass('schema_version') IS NOT NULL")
+    exists = await cursor.fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = await (await conn.execute("SELECT MAX(version) FROM schema_version")).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _check(version: int) -> list[Migration]:
+    if version > LATEST:
+        raise SchemaTooNew(
+            f"the database is at schema version {version}; this bridge knows up to {LATEST}"
+        )
+    return [m for m in MIGRATIONS if m.version > version]
+
+
+async def pending(conn: psycopg.AsyncConnection[Any]) -> list[Migration]:
+    """The migrations not yet applied; `SchemaTooNew` when the database is ahead."""
+    return _check(await current_version(conn))
+
+
+async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[Migration]:
+    """Apply what is pending in one transaction holding the migration lock (one replica
+    migrates, the others wait and then find nothing to do). Returns what was applied."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (MIGRATION_LOCK,))
+        await conn.execute(_VERSION_TABLE)
+        todo = await pending(conn)
+        for migration in todo:
+            for statement in migration.statements:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES (%s, %s, %s)",
+                (migration.version, migration.description, time.time()),
+            )
+    return todo
+
+
+def status(conn: psycopg.Connection[Any]) -> int:
+    """The recorded version, read on a plain connection without changing anything."""
+    exists = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0

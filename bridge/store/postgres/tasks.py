@@ -1,0 +1,264 @@
+"""The access request tables on PostgreSQL (records and rules: `store.contract.access_requests`).
+
+Across replicas:
+- the task CAS is one `UPDATE … WHERE status = 'pending' AND version = %s`: of two approvers
+  deciding at once in two replicas exactly one matches;
+- an `Idempotency-Key` is claimed first, by inserting its row: a second submission with the
+  same key waits on that row until the first commits, then finds it (and returns the first's
+  task, or refuses another body), or, when the first rolled back, takes the key itself;
+- binding jtis are claimed by one `INSERT … ON CONFLICT DO UPDATE … WHERE spent-and-expired`
+  whose returned rows are the ones this submission won; fewer than asked means a jti is
+  already spent, and everything the transaction wrote is rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from ..contract.access_requests import (
+    ApprovalRecord,
+    BindingReused,
+    IdempotencyConflict,
+    IdempotencyRecord,
+    TaskChange,
+    TaskRecord,
+)
+from .connection import Connection, PostgresBase
+from .outbox import OutboxTables
+
+_TASK_JSON = frozenset({"subject", "context", "items", "requested_access", "callback", "client"})
+_APPROVAL_JSON = frozenset({"members", "binding"})
+_TASK_FIELDS = [f.name for f in fields(TaskRecord)]
+_TASK_COLUMNS = ", ".join(_TASK_FIELDS)
+_APPROVAL_COLUMNS = ", ".join(f.name for f in fields(ApprovalRecord))
+
+# Housekeeping and the inbox; each is answered from an index (tests/store/test_plans.py).
+SELECT_PENDING = (
+    f"SELECT {_TASK_COLUMNS} FROM access_requests WHERE status = 'pending' "
+    "ORDER BY created_at LIMIT %s"
+)
+SELECT_PAST_EXPIRY = (
+    f"SELECT {_TASK_COLUMNS} FROM access_requests WHERE status = 'pending' "
+    "AND expires_at <= %s ORDER BY expires_at LIMIT %s"
+)
+DELETE_DECIDED = "DELETE FROM access_requests WHERE status != 'pending' AND retain_until < %s"
+DELETE_OLD_APPROVALS = "DELETE FROM access_request_approvals WHERE approved_until < %s"
+DELETE_IDLE_IDEMPOTENCY = "DELETE FROM access_request_idempotency WHERE keep_until < %s"
+DELETE_SPENT_BINDINGS = "DELETE FROM access_request_bindings WHERE expires_at < %s"
+
+# Takes the key, or a key whose record has lapsed; an active one is left as it is.
+_CLAIM_IDEMPOTENCY = (
+    "INSERT INTO access_request_idempotency (requester, key, body_hash, task_id, keep_until) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (requester, key) DO UPDATE SET "
+    "body_hash = EXCLUDED.body_hash, task_id = EXCLUDED.task_id, "
+    "keep_until = EXCLUDED.keep_until WHERE access_request_idempotency.keep_until <= %s"
+)
+_SELECT_IDEMPOTENCY = (
+    "SELECT requester, key, body_hash, task_id, keep_until FROM access_request_idempotency "
+    "WHERE requester = %s AND key = %s"
+)
+# A spent jti stays spent until the denial it bound can no longer be used.
+_CLAIM_BINDINGS = (
+    "INSERT INTO access_request_bindings (jti, task_id, expires_at) "
+    "SELECT jti, %s, expires_at FROM unnest(%s::text[], %s::double precision[]) "
+    "AS claimed (jti, expires_at) "
+    "ON CONFLICT (jti) DO UPDATE SET task_id = EXCLUDED.task_id, "
+    "expires_at = EXCLUDED.expires_at WHERE access_request_bindings.expires_at < %s "
+    "RETURNING jti"
+)
+
+
+class TaskTables(PostgresBase):
+    """Mixin of the access request tables; the store must also mix in `OutboxTables`."""
+
+    async def task_insert(
+        self,
+        task: TaskRecord,
+        idempotency: IdempotencyRecord | None,
+        binding_jtis: Sequence[tuple[str, float]],
+    ) -> tuple[TaskRecord, bool]:
+        """Store a new task, or return the one an equal earlier submission made (False).
+
+        Raises `IdempotencyConflict` (same key, other body) or `BindingReused`; nothing is
+        written then (the transaction is rolled back)."""
+        async with self.transaction() as conn:
+            if idempotency is not None:
+                earlier = await self._claim_idempotency(conn, idempotency, task.created_at)
+                if earlier is not None:
+                    if earlier.body_hash != idempotency.body_hash:
+                        raise IdempotencyConflict(earlier.task_id)
+                    found = await self._task(conn, earlier.task_id)
+                    if found is not None:
+                        return found, False
+                    # The earlier task is gone: this submission takes the key over.
+                    await conn.execute(
+                        "UPDATE access_request_idempotency SET body_hash = %s, task_id = %s, "
+                        "keep_until = %s WHERE requester = %s AND key = %s",
+                        (
+                            idempotency.body_hash,
+                            idempotency.task_id,
+                            idempotency.keep_until,
+                            idempotency.requester,
+                            idempotency.key,
+                        ),
+                    )
+            # The first expiry given for a jti counts, as when each is inserted in turn.
+            wanted = dict(reversed(list(binding_jtis)))
+            if wanted:
+                cursor = await conn.execute(
+                    _CLAIM_BINDINGS,
+                    (task.id, list(wanted), list(wanted.values()), task.created_at),
+                )
+                if len(await cursor.fetchall()) != len(wanted):
+                    raise BindingReused()  # leaving the transaction rolls everything back
+            await conn.execute(
+                f"INSERT INTO access_requests ({_TASK_COLUMNS}) "
+                f"VALUES ({', '.join(['%s'] * len(_TASK_FIELDS))})",
+                _row(task, _TASK_JSON),
+            )
+        return task, True
+
+    @staticmethod
+    async def _claim_idempotency(
+        conn: Connection, idempotency: IdempotencyRecord, now: float
+    ) -> IdempotencyRecord | None:
+        """Insert the key's record (None), or return the active record it already has,
+        locked (another submission's, committed: a concurrent insert waits for it)."""
+        claim = (
+            idempotency.requester,
+            idempotency.key,
+            idempotency.body_hash,
+            idempotency.task_id,
+            idempotency.keep_until,
+            now,
+        )
+        for _ in range(3):
+            cursor = await conn.execute(_CLAIM_IDEMPOTENCY, claim)
+            if cursor.rowcount == 1:
+                return None
+            # The conflicting row is locked now (ON CONFLICT locks it even when it is left
+            # as it is); read it. Gone already (purged between the two): claim it again.
+            cursor = await conn.execute(
+                _SELECT_IDEMPOTENCY, (idempotency.requester, idempotency.key)
+            )
+            row = await cursor.fetchone()
+            if row is not None:
+                return IdempotencyRecord(*row)
+        raise RuntimeError("the idempotency key could be neither claimed nor read")
+
+    async def idempotency_find(
+        self, requester: str, key: str, now: float
+    ) -> IdempotencyRecord | None:
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                _SELECT_IDEMPOTENCY + " AND keep_until > %s", (requester, key, now)
+            )
+            row = await cursor.fetchone()
+        return None if row is None else IdempotencyRecord(*row)
+
+    async def task_get(self, task_id: str) -> TaskRecord | None:
+        async with self.connection() as conn:
+            return await self._task(conn, task_id)
+
+    @staticmethod
+    async def _task(conn: Connection, task_id: str) -> TaskRecord | None:
+        cursor = await conn.execute(
+            f"SELECT {_TASK_COLUMNS} FROM access_requests WHERE id = %s", (task_id,)
+        )
+        row = await cursor.fetchone()
+        return None if row is None else _task_record(row)
+
+    async def task_update(self, change: TaskChange) -> bool:
+        """Apply `change` if the task is still pending at `expected_version`; False if not."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE access_requests SET status = %s, items = %s, updated_at = %s, "
+                "retain_until = %s, version = version + 1 "
+                "WHERE id = %s AND status = 'pending' AND version = %s",
+                (
+                    change.status,
+                    json.dumps(change.items),
+                    change.updated_at,
+                    change.retain_until,
+                    change.task_id,
+                    change.expected_version,
+                ),
+            )
+            if cursor.rowcount != 1:
+                return False
+            if change.approvals:
+                async with conn.cursor() as many:
+                    await many.executemany(
+                        f"INSERT INTO access_request_approvals ({_APPROVAL_COLUMNS}) "
+                        f"VALUES ({', '.join(['%s'] * len(fields(ApprovalRecord)))})",
+                        [_row(a, _APPROVAL_JSON) for a in change.approvals],
+                    )
+            for kind, payload in change.outbox:
+                await OutboxTables.outbox_insert(conn, kind, payload, change.updated_at)
+        return True
+
+    async def tasks_pending(self, limit: int) -> list[TaskRecord]:
+        """Pending tasks, oldest first."""
+        return await self._tasks(SELECT_PENDING, (limit,))
+
+    async def tasks_past_expiry(self, now: float, limit: int) -> list[TaskRecord]:
+        """Pending tasks whose `expires_at` has passed."""
+        return await self._tasks(SELECT_PAST_EXPIRY, (now, limit))
+
+    async def _tasks(self, query: str, args: tuple[Any, ...]) -> list[TaskRecord]:
+        async with self.connection() as conn:
+            cursor = await conn.execute(query, args)
+            return [_task_record(row) for row in await cursor.fetchall()]
+
+    async def approvals_get(self, ids: Sequence[str]) -> dict[str, ApprovalRecord]:
+        if not ids:
+            return {}
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                f"SELECT {_APPROVAL_COLUMNS} FROM access_request_approvals WHERE id = ANY(%s)",
+                (list(dict.fromkeys(ids)),),
+            )
+            return {row[0]: _approval_record(row) for row in await cursor.fetchall()}
+
+    async def approval_revoke(self, approval_id: str, now: float) -> bool:
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "UPDATE access_request_approvals SET revoked_at = %s "
+                "WHERE id = %s AND revoked_at IS NULL",
+                (now, approval_id),
+            )
+        return cursor.rowcount == 1
+
+    async def tasks_purge(self, now: float, keep_seconds: float) -> None:
+        """Forget what no longer works: handles `keep_seconds` past their retention,
+        approvals past `approved_until` as long, idle idempotency keys, spent binding jtis."""
+        async with self.transaction() as conn:
+            await conn.execute(DELETE_DECIDED, (now - keep_seconds,))
+            await conn.execute(DELETE_OLD_APPROVALS, (now - keep_seconds,))
+            await conn.execute(DELETE_IDLE_IDEMPOTENCY, (now,))
+            await conn.execute(DELETE_SPENT_BINDINGS, (now,))
+
+
+def _row(record: Any, as_json: frozenset[str]) -> tuple[Any, ...]:
+    return tuple(
+        json.dumps(value) if name in as_json and value is not None else value
+        for name, value in ((f.name, getattr(record, f.name)) for f in fields(record))
+    )
+
+
+def _task_record(row: Sequence[Any]) -> TaskRecord:
+    return TaskRecord(**_decoded(TaskRecord, row, _TASK_JSON))
+
+
+def _approval_record(row: Sequence[Any]) -> ApprovalRecord:
+    return ApprovalRecord(**_decoded(ApprovalRecord, row, _APPROVAL_JSON))
+
+
+def _decoded(cls: type, row: Sequence[Any], as_json: frozenset[str]) -> dict[str, Any]:
+    return {
+        f.name: json.loads(value) if f.name in as_json and value is not None else value
+        for f, value in zip(fields(cls), row, strict=True)
+    }
