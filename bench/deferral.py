@@ -56,7 +56,7 @@ from typing import Any
 
 import httpx
 
-from bench.authzen import REPO, free_port, server
+from bench.harness import REPO, free_port, server
 from bridge.access_requests.lifecycle import PURGE_AFTER_SECONDS
 from bridge.deferral.codes import DeferralKeys, new_code
 from bridge.deferral.service import DeferralService

@@ -32,7 +32,8 @@ import httpx
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from bench.authzen import DEMO, REPO, alternate, free_port, server, wrk, wrk_post
+from bench.authzen import DEMO
+from bench.harness import REPO, alternate, bridge_config, free_port, server, wrk, wrk_post
 
 CLIENT_ID, CLIENT_SECRET = "demo-agent", "demo-agent-secret"
 BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
@@ -45,25 +46,6 @@ DETAILS = [
 ]
 FORM = {"grant_type": "client_credentials", "authorization_details": json.dumps(DETAILS)}
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
-
-
-def bridge_config(workdir: Path, port: int) -> Path:
-    """The bridge as `make run` has it, minus what would disturb a measurement (access log,
-    reload) and with its storage and key file in `workdir`."""
-    config = workdir / "bridge.toml"
-    config.write_text(
-        f'[server]\npublic_url = "http://127.0.0.1:{port}"\n'
-        'log_level = "warning"\naccess_log = false\n\n'
-        "[reload]\nenabled = false\n\n"
-        f'[storage]\npath = "{workdir / "bridge.sqlite3"}"\n\n'
-        "[oauth]\n"
-        f'clients_file = "{REPO / "clients.toml"}"\n'
-        f'profiles_dir = "{REPO / "profiles"}"\n'
-        f'key_encryption_key_file = "{workdir / "signing-keys.kek"}"\n'
-        'signing_alg = "ES256"\n\n'
-        f'[stores.default]\npath = "{REPO / "policies" / "default"}"\n'
-    )
-    return config
 
 
 def wrk_form(
