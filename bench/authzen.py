@@ -26,7 +26,15 @@ from pathlib import Path
 import cedarpy
 import httpx
 
-from bench.harness import REPO, alternate, free_port, server, wrk
+from bench.harness import (
+    REPO,
+    alternate,
+    bridge_command,
+    echo_command,
+    free_port,
+    server,
+    wrk,
+)
 from bench.stores import VIEW, write_store
 from bridge.authzen.cedar.engine import CedarPDP
 from bridge.authzen.cedar.reload import StoreHolder
@@ -50,8 +58,6 @@ def http_figures(args: argparse.Namespace, workdir: Path) -> None:
         f'[stores.big]\npath = "{big}"\n'
     )
     bridge_port, echo_port = free_port(), free_port()
-    bridge_cmd = [sys.executable, "-m", "bridge.cli", "serve", "--config", str(config)]
-    echo_cmd = [sys.executable, str(REPO / "bench" / "echo_server.py"), str(echo_port)]
     batch = {
         "subject": DEMO["subject"],
         "action": DEMO["action"],
@@ -63,8 +69,8 @@ def http_figures(args: argparse.Namespace, workdir: Path) -> None:
         "resource": {"type": "document"},
     }
     with (
-        server([*bridge_cmd, "--port", str(bridge_port)], bridge_port) as bridge,
-        server(echo_cmd, echo_port) as echo,
+        server(bridge_command(config, bridge_port), bridge_port) as bridge,
+        server(echo_command(echo_port), echo_port) as echo,
     ):
         evaluation = f"{bridge}/access/v1/evaluation"
         evaluations = f"{bridge}/access/v1/evaluations"

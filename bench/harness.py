@@ -12,6 +12,7 @@ import re
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +58,17 @@ def server(command: list[str], port: int) -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def bridge_command(config: Path, port: int) -> list[str]:
+    """`bridge serve`, as `make run` starts it, with `config` on `port`."""
+    serve = [sys.executable, "-m", "bridge.cli", "serve"]
+    return [*serve, "--config", str(config), "--port", str(port)]
+
+
+def echo_command(port: int) -> list[str]:
+    """The baseline: the bare Starlette JSON echo endpoint (`bench/echo_server.py`)."""
+    return [sys.executable, str(REPO / "bench" / "echo_server.py"), str(port)]
 
 
 @dataclass(frozen=True)
@@ -111,8 +123,8 @@ def wrk_run(
         raise RuntimeError(f"errors while benchmarking {url}:\n{out}")
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     count = re.search(r"(\d+) requests in", out)
-    median = re.search(r"50%\s+(\S+)", out)
-    p99 = re.search(r"99%\s+(\S+)", out)
+    median = re.search(r"^ +50% +(\S+)$", out, re.MULTILINE)
+    p99 = re.search(r"^ +99% +(\S+)$", out, re.MULTILINE)
     assert rate and count and median and p99, out
     run = WrkRun(
         float(rate.group(1)), int(count.group(1)), _seconds(median.group(1)), _seconds(p99.group(1))

@@ -33,7 +33,16 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 
 from bench.authzen import DEMO
-from bench.harness import REPO, alternate, bridge_config, free_port, server, wrk, wrk_post
+from bench.harness import (
+    alternate,
+    bridge_command,
+    bridge_config,
+    echo_command,
+    free_port,
+    server,
+    wrk,
+    wrk_post,
+)
 
 CLIENT_ID, CLIENT_SECRET = "demo-agent", "demo-agent-secret"
 BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
@@ -99,11 +108,9 @@ def latencies(url: str, requests: int) -> tuple[float, float]:
 def http_figures(args: argparse.Namespace, workdir: Path) -> None:
     bridge_port, echo_port = free_port(), free_port()
     config = bridge_config(workdir, bridge_port)
-    bridge_cmd = [sys.executable, "-m", "bridge.cli", "serve", "--config", str(config)]
-    echo_cmd = [sys.executable, str(REPO / "bench" / "echo_server.py"), str(echo_port)]
     with (
-        server([*bridge_cmd, "--port", str(bridge_port)], bridge_port) as bridge,
-        server(echo_cmd, echo_port) as echo,
+        server(bridge_command(config, bridge_port), bridge_port) as bridge,
+        server(echo_command(echo_port), echo_port) as echo,
     ):
         token = f"{bridge}/token"
         with httpx.Client(timeout=10) as http:
