@@ -31,10 +31,12 @@ test: lint
 	$(BIN)/pytest
 
 # wrk drives the HTTP benchmarks; installed from the distribution when missing (needs root).
+# bench.peers needs node and npm, and installs its peers into bench/peers/node_modules.
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.authzen
 	$(BIN)/python -m bench.token_endpoint
+	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.policy_validate
 	$(BIN)/python -m bench.deferral
 
