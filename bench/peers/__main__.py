@@ -1,7 +1,10 @@
 """The bridge against the peers a user would run instead, side by side in one run.
 
 Every server is one process; wrk drives each (`wrk -t1 -c16`) in alternating rounds: in each
-round every row measures the bridge, then its peers, so drift hits all alike.
+round every row measures the bridge and its peers (the peers first every other round), so
+drift hits all alike. Many short rounds rather than a few long ones: on a shared machine
+the load of other work comes and goes, and a pair measured seconds apart sees the same.
+Each target first gets a warm-up run (2 s) that is not counted.
 
 1. `POST /token`, client_credentials with client_secret_basic and one `customer_records`
    authorization_details entry, ES256 JWT access token: against node-oidc-provider 9 set up
@@ -19,13 +22,14 @@ checked against their JWKS) carrying the requested authorization_details (and, w
 bound to the proof's key); the bridge and the cedar-wasm server the decisions the stores'
 tests expect, for every request of the mixes and every test case of the `default` store.
 
-Usage: python -m bench.peers [--seconds 5] [--rounds 3] [--connections 16]
+Usage: python -m bench.peers [--seconds 3] [--rounds 5] [--connections 16]
 Needs wrk, node and npm on the PATH; installs the peers with `npm ci` when needed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -73,6 +77,7 @@ PROOF_MARGIN = 1.5
 # The bridge accepts a proof whose `iat` is at most 60 s off (`dpop.iat_leeway_seconds`),
 # node-oidc-provider 300 s; the proofs are signed in the seconds before a run.
 LONGEST_DPOP_RUN = 40
+WARMUP_SECONDS = 2
 
 
 @dataclass
@@ -86,6 +91,7 @@ class Target:
     dpop_key: ECKey | None = None
     sized_by: Target | None = None  # the same server's run without DPoP, to size the proofs
     runs: list[WrkRun] = field(default_factory=list)
+    warmup: WrkRun | None = None
 
     def rate(self) -> float:
         return statistics.median(run.rate for run in self.runs)
@@ -105,11 +111,16 @@ class Row:
     peers: list[Target]
 
 
-def measure(target: Target, args: argparse.Namespace, workdir: Path) -> WrkRun:
+def measure(
+    target: Target, args: argparse.Namespace, workdir: Path, *, warmup: bool = False
+) -> WrkRun:
+    """One wrk run of `target`, kept among its rounds' runs, or as its warm-up run."""
+    seconds = WARMUP_SECONDS if warmup else args.seconds
     per_request = None
     if target.dpop_key is not None:
-        assert target.sized_by is not None and target.sized_by.runs
-        expected = max(run.rate for run in target.sized_by.runs) * args.seconds
+        assert target.sized_by is not None and target.sized_by.warmup is not None
+        runs = [target.sized_by.warmup, *target.sized_by.runs]
+        expected = max(run.rate for run in runs) * seconds
         # Signed just before the run (see LONGEST_DPOP_RUN), each with a `jti` of its own.
         proofs = [
             dpop_proof(target.dpop_key, target.url)
@@ -120,12 +131,15 @@ def measure(target: Target, args: argparse.Namespace, workdir: Path) -> WrkRun:
         target.url,
         target.bodies,
         target.headers,
-        args.seconds,
+        seconds,
         args.connections,
         workdir,
         per_request=per_request,
     )
-    target.runs.append(run)
+    if warmup:
+        target.warmup = run
+    else:
+        target.runs.append(run)
     return run
 
 
@@ -240,36 +254,54 @@ def check_all(http: httpx.Client, servers: Servers) -> None:
 
 
 def run_rounds(table: list[Row], args: argparse.Namespace, workdir: Path) -> None:
+    """Every row measures the bridge and its peers once a round; every other round the peers
+    go first, so that drift within a round favours neither side. Before the first round each
+    server gets a run of its own to warm up (the JIT of the Node peers above all)."""
+    for row in table:
+        for target in [row.bridge, *row.peers]:
+            measure(target, args, workdir, warmup=True)
     for number in range(1, args.rounds + 1):
         for row in table:
-            bridge = measure(row.bridge, args, workdir)
-            figures = [f"bridge {bridge.rate:7.0f}"]
-            for peer in row.peers:
-                run = measure(peer, args, workdir)
-                figures.append(f"{peer.label} {run.rate:7.0f} ({bridge.rate / run.rate:.2f})")
+            order = [row.bridge, *row.peers]
+            for target in order if number % 2 else reversed(order):
+                measure(target, args, workdir)
+            bridge = row.bridge.runs[-1].rate
+            figures = [f"bridge {bridge:6.0f}"] + [
+                f"{peer.label} {peer.runs[-1].rate:6.0f} ({bridge / peer.runs[-1].rate:.2f})"
+                for peer in row.peers
+            ]
             print(f"round {number}  {row.what:42} " + "  ".join(figures) + "  req/s", flush=True)
+
+
+def round_ratios(bridge: Target, peer: Target) -> list[float]:
+    return [b.rate / p.rate for b, p in zip(bridge.runs, peer.runs, strict=True)]
 
 
 def report(table: list[Row], labels: dict[str, str], args: argparse.Namespace) -> None:
     print()
     print(
-        f"{args.rounds} rounds of {args.seconds:g} s, wrk -t1 -c{args.connections}; "
-        "ratio = bridge / peer (above 1: the bridge is faster); latency median / p99 in ms"
+        f"{args.rounds} rounds of {args.seconds:g} s, wrk -t1 -c{args.connections}. "
+        "ratio = bridge / peer (above 1: the bridge is faster), of the medians and, beside it, "
+        "the median of the rounds' ratios. Latency: median / p99 in ms (medians over rounds)."
     )
     print()
-    print("| what | bridge req/s | peer | peer req/s | ratio | bridge latency | peer latency |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| what | peer | bridge req/s | peer req/s | ratio | round ratio "
+        "| bridge latency | peer latency |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for row in table:
         b_median, b_p99 = row.bridge.latency()
         for peer in row.peers:
             p_median, p_p99 = peer.latency()
+            ratio = statistics.median(round_ratios(row.bridge, peer))
             print(
-                f"| {row.what} | {row.bridge.rate():,.0f} | {labels[peer.label]} "
-                f"| {peer.rate():,.0f} | {row.bridge.rate() / peer.rate():.2f} "
-                f"| {b_median:.2f} / {b_p99:.2f} | {p_median:.2f} / {p_p99:.2f} |"
+                f"| {row.what} | {labels[peer.label]} | {row.bridge.rate():,.0f} "
+                f"| {peer.rate():,.0f} | {row.bridge.rate() / peer.rate():.2f} | {ratio:.2f} "
+                f"| {b_median:.1f} / {b_p99:.1f} | {p_median:.1f} / {p_p99:.1f} |"
             )
     print()
-    print("Round by round, req/s (bridge / peer):")
+    print("Round by round, req/s: bridge / peer (ratio)")
     print()
     heads = " | ".join(f"round {n}" for n in range(1, args.rounds + 1))
     print(f"| what | peer | {heads} |")
@@ -277,16 +309,22 @@ def report(table: list[Row], labels: dict[str, str], args: argparse.Namespace) -
     for row in table:
         for peer in row.peers:
             cells = " | ".join(
-                f"{b.rate:,.0f} / {p.rate:,.0f}"
+                f"{b.rate:,.0f} / {p.rate:,.0f} ({b.rate / p.rate:.2f})"
                 for b, p in zip(row.bridge.runs, peer.runs, strict=True)
             )
             print(f"| {row.what} | {peer.label} | {cells} |")
 
 
+def load_average() -> str:
+    """The machine's load, which other work on a shared machine adds to the figures'."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     if args.seconds > LONGEST_DPOP_RUN:
@@ -303,6 +341,7 @@ def main() -> int:
         "cedar": f"cedar-wasm {node.version(node.CEDAR_WASM)}, Node {node.node_version()} http",
         "echo": "bare Starlette JSON echo",
     }
+    print(load_average())
     print(
         f"bridge: cedarpy {python_version('cedarpy')}, Python {sys.version.split()[0]}; "
         + "; ".join(labels.values())
@@ -329,7 +368,7 @@ def main() -> int:
         table = rows(servers)
         run_rounds(table, args, workdir)
     report(table, labels, args)
-    print(f"\nwhole run: {time.monotonic() - started:.0f} s")
+    print(f"\nwhole run: {time.monotonic() - started:.0f} s; {load_average()}")
     return 0
 
 
