@@ -8,6 +8,7 @@ plain run) and can give each request a value of its own for one header (DPoP pro
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import statistics
@@ -35,8 +36,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Started:
+    url: str
+    pid: int
+
+
 @contextmanager
-def server(command: list[str], port: int) -> Iterator[str]:
+def started_server(command: list[str], port: int) -> Iterator[Started]:
     """Start `command` (from the repository root), wait until it answers HTTP on `port`,
     and stop it afterwards. Its standard error goes to a file, shown if it fails to start."""
     with tempfile.TemporaryFile() as errors:
@@ -54,10 +61,29 @@ def server(command: list[str], port: int) -> Iterator[str]:
                         message = errors.read().decode(errors="replace")
                         raise RuntimeError(f"{command[:3]} did not start: {message}") from None
                     time.sleep(0.1)
-            yield url
+            yield Started(url, proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+@contextmanager
+def server(command: list[str], port: int) -> Iterator[str]:
+    """`started_server`, for callers that need only its URL."""
+    with started_server(command, port) as started:
+        yield started.url
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user and system, all threads) that process `pid` has used, where the
+    system tells it (Linux `/proc`); None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name, which is in parentheses and may hold spaces.
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bridge_command(config: Path, port: int) -> list[str]:

@@ -22,6 +22,9 @@ checked against their JWKS) carrying the requested authorization_details (and, w
 bound to the proof's key); the bridge and the cedar-wasm server the decisions the stores'
 tests expect, for every request of the mixes and every test case of the `default` store.
 
+Beside req/s, each run reads the CPU time the server process used (Linux `/proc`): CPU per
+request moves far less than throughput when other work loads the machine.
+
 Usage: python -m bench.peers [--seconds 3] [--rounds 5] [--connections 16]
 Needs wrk, node and npm on the PATH; installs the peers with `npm ci` when needed.
 """
@@ -47,12 +50,14 @@ from joserfc.jwk import ECKey, KeySet
 
 from bench.authzen import DEMO
 from bench.harness import (
+    Started,
     WrkRun,
     bridge_command,
     bridge_config,
+    cpu_seconds,
     echo_command,
     free_port,
-    server,
+    started_server,
     wrk_run,
 )
 from bench.peers import mixes, node
@@ -86,15 +91,21 @@ class Target:
 
     label: str
     url: str
+    pid: int  # the server's process
     bodies: list[str]
     headers: dict[str, str]
     dpop_key: ECKey | None = None
     sized_by: Target | None = None  # the same server's run without DPoP, to size the proofs
     runs: list[WrkRun] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # the server's CPU seconds per request
     warmup: WrkRun | None = None
 
     def rate(self) -> float:
         return statistics.median(run.rate for run in self.runs)
+
+    def cpu_per_request(self) -> float | None:
+        """Median over the rounds, in microseconds; None where CPU time cannot be read."""
+        return statistics.median(self.cpu) * 1e6 if self.cpu else None
 
     def latency(self) -> tuple[float, float]:
         """Median over the rounds of each run's median and p99, in milliseconds."""
@@ -127,6 +138,7 @@ def measure(
             for _ in range(int(expected * PROOF_MARGIN) + 1000)
         ]
         per_request = ("DPoP", proofs)
+    cpu_before = cpu_seconds(target.pid)
     run = wrk_run(
         target.url,
         target.bodies,
@@ -136,10 +148,13 @@ def measure(
         workdir,
         per_request=per_request,
     )
+    cpu_after = cpu_seconds(target.pid)
     if warmup:
         target.warmup = run
-    else:
-        target.runs.append(run)
+        return run
+    target.runs.append(run)
+    if cpu_before is not None and cpu_after is not None:
+        target.cpu.append((cpu_after - cpu_before) / run.requests)
     return run
 
 
@@ -189,25 +204,29 @@ def check_echo(http: httpx.Client, url: str, cases: list[Case]) -> None:
 
 @dataclass(frozen=True)
 class Servers:
-    bridge: str
-    echo: str
-    oidc: str
-    cedar: str
+    bridge: Started
+    echo: Started
+    oidc: Started
+    cedar: Started
 
 
 def rows(servers: Servers) -> list[Row]:
     form = urlencode(FORM)
 
-    def token(base: str, label: str, key: ECKey | None = None) -> Target:
-        return Target(label, base + "/token", [form], TOKEN_HEADERS, dpop_key=key)
+    def token(label: str, key: ECKey | None = None) -> Target:
+        started: Started = getattr(servers, label)
+        url = started.url + "/token"
+        return Target(label, url, started.pid, [form], TOKEN_HEADERS, dpop_key=key)
 
-    bridge_bearer, oidc_bearer = token(servers.bridge, "bridge"), token(servers.oidc, "oidc")
-    bridge_dpop = token(servers.bridge, "bridge", ECKey.generate_key("P-256"))
-    oidc_dpop = token(servers.oidc, "oidc", ECKey.generate_key("P-256"))
+    bridge_bearer, oidc_bearer = token("bridge"), token("oidc")
+    bridge_dpop = token("bridge", ECKey.generate_key("P-256"))
+    oidc_dpop = token("oidc", ECKey.generate_key("P-256"))
     bridge_dpop.sized_by, oidc_dpop.sized_by = bridge_bearer, oidc_bearer
 
-    def json_target(label: str, url: str, cases: list[Case]) -> Target:
-        return Target(label, url, [case.body() for case in cases], JSON_HEADERS)
+    def json_target(label: str, path: str, cases: list[Case]) -> Target:
+        started: Started = getattr(servers, label)
+        bodies = [case.body() for case in cases]
+        return Target(label, started.url + path, started.pid, bodies, JSON_HEADERS)
 
     demo = [Case(DEMO, True)]
     todo, default = mixes.todo_interop(), mixes.default_with_properties()
@@ -218,39 +237,33 @@ def rows(servers: Servers) -> list[Row]:
         Row("/token, DPoP", bridge_dpop, [oidc_dpop]),
         Row(
             "/access/v1/evaluation, one permit",
-            json_target("bridge", servers.bridge + default_path, demo),
-            [json_target("cedar", servers.cedar + default_path, demo)],
+            json_target("bridge", default_path, demo),
+            [json_target("cedar", default_path, demo)],
         ),
         Row(
             f"todo interop mix ({len(todo)} requests)",
-            json_target("bridge", servers.bridge + todo_path, todo),
-            [
-                json_target("echo", servers.echo + "/echo", todo),
-                json_target("cedar", servers.cedar + todo_path, todo),
-            ],
+            json_target("bridge", todo_path, todo),
+            [json_target("echo", "/echo", todo), json_target("cedar", todo_path, todo)],
         ),
         Row(
             f"default store, properties ({len(default)} requests)",
-            json_target("bridge", servers.bridge + default_path, default),
-            [
-                json_target("echo", servers.echo + "/echo", default),
-                json_target("cedar", servers.cedar + default_path, default),
-            ],
+            json_target("bridge", default_path, default),
+            [json_target("echo", "/echo", default), json_target("cedar", default_path, default)],
         ),
     ]
 
 
 def check_all(http: httpx.Client, servers: Servers) -> None:
     for key in (None, ECKey.generate_key("P-256")):
-        check_token_server(http, servers.bridge, METADATA_PATH, key)
-        check_token_server(http, servers.oidc, "/.well-known/openid-configuration", key)
+        check_token_server(http, servers.bridge.url, METADATA_PATH, key)
+        check_token_server(http, servers.oidc.url, "/.well-known/openid-configuration", key)
     todo, default = mixes.todo_interop(), mixes.default_with_properties()
-    for base in (servers.bridge, servers.cedar):
+    for base in (servers.bridge.url, servers.cedar.url):
         check_decisions(http, base + "/access/v1/evaluation", [Case(DEMO, True)])
         check_decisions(http, base + "/access/v1/evaluation", mixes.default_store())
         check_decisions(http, base + "/access/v1/evaluation", default)
         check_decisions(http, base + "/stores/todo/access/v1/evaluation", todo)
-    check_echo(http, servers.echo + "/echo", todo + default)
+    check_echo(http, servers.echo.url + "/echo", todo + default)
 
 
 def run_rounds(table: list[Row], args: argparse.Namespace, workdir: Path) -> None:
@@ -277,33 +290,43 @@ def round_ratios(bridge: Target, peer: Target) -> list[float]:
     return [b.rate / p.rate for b, p in zip(bridge.runs, peer.runs, strict=True)]
 
 
+def _cpu(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
 def report(table: list[Row], labels: dict[str, str], args: argparse.Namespace) -> None:
     print()
     print(
         f"{args.rounds} rounds of {args.seconds:g} s, wrk -t1 -c{args.connections}. "
-        "ratio = bridge / peer (above 1: the bridge is faster), of the medians and, beside it, "
-        "the median of the rounds' ratios. Latency: median / p99 in ms (medians over rounds)."
+        "ratio = bridge / peer req/s (above 1: the bridge is faster), of the medians, and the "
+        "median of the rounds' ratios. CPU: the server process's CPU time per request "
+        "(all its threads), median over the rounds; CPU ratio = peer / bridge (above 1: the "
+        "bridge needs less). Latency: median / p99 in ms, medians over the rounds."
     )
     print()
     print(
         "| what | peer | bridge req/s | peer req/s | ratio | round ratio "
-        "| bridge latency | peer latency |"
+        "| CPU µs/req bridge / peer | CPU ratio | bridge latency | peer latency |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in table:
         b_median, b_p99 = row.bridge.latency()
+        b_cpu = row.bridge.cpu_per_request()
         for peer in row.peers:
             p_median, p_p99 = peer.latency()
+            p_cpu = peer.cpu_per_request()
             ratio = statistics.median(round_ratios(row.bridge, peer))
+            cpu_ratio = "n/a" if b_cpu is None or p_cpu is None else f"{p_cpu / b_cpu:.2f}"
             print(
                 f"| {row.what} | {labels[peer.label]} | {row.bridge.rate():,.0f} "
                 f"| {peer.rate():,.0f} | {row.bridge.rate() / peer.rate():.2f} | {ratio:.2f} "
+                f"| {_cpu(b_cpu)} / {_cpu(p_cpu)} | {cpu_ratio} "
                 f"| {b_median:.1f} / {b_p99:.1f} | {p_median:.1f} / {p_p99:.1f} |"
             )
+    heads = " | ".join(f"round {n}" for n in range(1, args.rounds + 1))
     print()
     print("Round by round, req/s: bridge / peer (ratio)")
     print()
-    heads = " | ".join(f"round {n}" for n in range(1, args.rounds + 1))
     print(f"| what | peer | {heads} |")
     print("|---|---|" + "---|" * args.rounds)
     for row in table:
@@ -311,6 +334,20 @@ def report(table: list[Row], labels: dict[str, str], args: argparse.Namespace) -
             cells = " | ".join(
                 f"{b.rate:,.0f} / {p.rate:,.0f} ({b.rate / p.rate:.2f})"
                 for b, p in zip(row.bridge.runs, peer.runs, strict=True)
+            )
+            print(f"| {row.what} | {peer.label} | {cells} |")
+    if not all(target.cpu for row in table for target in [row.bridge, *row.peers]):
+        return
+    print()
+    print("Round by round, CPU µs per request: bridge / peer")
+    print()
+    print(f"| what | peer | {heads} |")
+    print("|---|---|" + "---|" * args.rounds)
+    for row in table:
+        for peer in row.peers:
+            cells = " | ".join(
+                f"{b * 1e6:,.0f} / {p * 1e6:,.0f}"
+                for b, p in zip(row.bridge.cpu, peer.cpu, strict=True)
             )
             print(f"| {row.what} | {peer.label} | {cells} |")
 
@@ -357,11 +394,12 @@ def main() -> int:
             "oidc": node.oidc_provider_command(ports["oidc"], CLIENT_ID, CLIENT_SECRET, RESOURCE),
             "cedar": node.cedar_pdp_command(ports["cedar"], stores),
         }
-        urls = {
-            name: stack.enter_context(server(command, ports[name]))
-            for name, command in commands.items()
-        }
-        servers = Servers(urls["bridge"], urls["echo"], urls["oidc"], urls["cedar"])
+        servers = Servers(
+            **{
+                name: stack.enter_context(started_server(command, ports[name]))
+                for name, command in commands.items()
+            }
+        )
         with httpx.Client(timeout=10) as http:
             check_all(http, servers)
         print("checked: tokens, DPoP binding and decisions are right on every server")
