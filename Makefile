@@ -32,12 +32,14 @@ test: lint
 	$(BIN)/pytest
 
 # wrk drives the HTTP benchmarks; installed from the distribution when missing (needs root).
-# The PostgreSQL figures start a private server of their own (as the tests do).
+# The PostgreSQL figures start a private server of their own (as the tests do); bench.peers
+# needs node and npm, and installs its peers into bench/peers/node_modules.
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.authzen
 	$(BIN)/python -m bench.token_endpoint
 	$(BIN)/python -m bench.token_backends
+	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.policy_validate
 	$(BIN)/python -m bench.deferral --backend sqlite
 	$(BIN)/python -m bench.deferral --backend postgres

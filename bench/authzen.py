@@ -15,22 +15,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import re
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import cedarpy
 import httpx
 
+from bench.harness import (
+    REPO,
+    alternate,
+    bridge_command,
+    echo_command,
+    free_port,
+    server,
+    wrk,
+)
 from bench.stores import VIEW, write_store
 from bridge.authzen.cedar.engine import CedarPDP
 from bridge.authzen.cedar.reload import StoreHolder
@@ -38,84 +42,11 @@ from bridge.authzen.cedar.store import PolicyStore, load_store
 from bridge.authzen.models import EvaluationRequest, ResourceSearchRequest
 from bridge.authzen.pagination import Paginator
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO = {
     "subject": {"type": "client", "id": "demo-agent"},
     "action": {"name": "read"},
     "resource": {"type": "CustomerRecord", "id": "42"},
 }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def server(command: list[str], port: int) -> Iterator[str]:
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/", timeout=1)
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    errors = proc.stderr.read() if proc.stderr else b""
-                    raise RuntimeError(f"server did not start: {errors!r}") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def wrk(url: str, body: object, seconds: float, connections: int, workdir: Path) -> float:
-    """Requests per second for POSTing `body` as JSON to `url`."""
-    return wrk_post(
-        url, json.dumps(body), {"Content-Type": "application/json"}, seconds, connections, workdir
-    )
-
-
-def wrk_post(
-    url: str,
-    body: str,
-    headers: dict[str, str],
-    seconds: float,
-    connections: int,
-    workdir: Path,
-) -> float:
-    """Requests per second for POSTing `body` with `headers`; fails on any non-2xx answer."""
-    script = workdir / "post.lua"
-    lines = ['wrk.method = "POST"']
-    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
-    lines.append(f"wrk.body = {json.dumps(body)}")
-    script.write_text("\n".join(lines) + "\n")
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"errors while benchmarking {url}:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
-
-
-def alternate(rounds: int, runs: dict[str, Callable[[], float]]) -> dict[str, float]:
-    """Median of each measurement, taken in alternating rounds so drift hits all alike."""
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            samples[name].append(run())
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def http_figures(args: argparse.Namespace, workdir: Path) -> None:
@@ -127,8 +58,6 @@ def http_figures(args: argparse.Namespace, workdir: Path) -> None:
         f'[stores.big]\npath = "{big}"\n'
     )
     bridge_port, echo_port = free_port(), free_port()
-    bridge_cmd = [sys.executable, "-m", "bridge.cli", "serve", "--config", str(config)]
-    echo_cmd = [sys.executable, str(REPO / "bench" / "echo_server.py"), str(echo_port)]
     batch = {
         "subject": DEMO["subject"],
         "action": DEMO["action"],
@@ -140,8 +69,8 @@ def http_figures(args: argparse.Namespace, workdir: Path) -> None:
         "resource": {"type": "document"},
     }
     with (
-        server([*bridge_cmd, "--port", str(bridge_port)], bridge_port) as bridge,
-        server(echo_cmd, echo_port) as echo,
+        server(bridge_command(config, bridge_port), bridge_port) as bridge,
+        server(echo_command(echo_port), echo_port) as echo,
     ):
         evaluation = f"{bridge}/access/v1/evaluation"
         evaluations = f"{bridge}/access/v1/evaluations"

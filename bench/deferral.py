@@ -62,9 +62,9 @@ from typing import Any
 
 import httpx
 
-from bench.authzen import REPO, free_port, server
 from bench.databases import BACKENDS, Database, database
 from bench.databases import server as database_server
+from bench.harness import REPO, free_port, server
 from bridge.access_requests.lifecycle import PURGE_AFTER_SECONDS
 from bridge.deferral.codes import DeferralKeys, new_code
 from bridge.deferral.service import DeferralService

@@ -30,12 +30,11 @@ from pathlib import Path
 import httpx
 from joserfc.jwk import ECKey
 
-from bench.authzen import alternate, free_port, server
 from bench.databases import database
 from bench.databases import server as database_server
+from bench.harness import alternate, bridge_config, free_port, server
 from bench.token_endpoint import (
     FORM,
-    bridge_config,
     check_token,
     dpop_proof,
     token_request,

@@ -32,7 +32,17 @@ import httpx
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from bench.authzen import DEMO, REPO, alternate, free_port, server, wrk, wrk_post
+from bench.authzen import DEMO
+from bench.harness import (
+    alternate,
+    bridge_command,
+    bridge_config,
+    echo_command,
+    free_port,
+    server,
+    wrk,
+    wrk_post,
+)
 
 CLIENT_ID, CLIENT_SECRET = "demo-agent", "demo-agent-secret"
 BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
@@ -45,27 +55,6 @@ DETAILS = [
 ]
 FORM = {"grant_type": "client_credentials", "authorization_details": json.dumps(DETAILS)}
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
-
-
-def bridge_config(workdir: Path, port: int, storage: str | None = None) -> Path:
-    """The bridge as `make run` has it, minus what would disturb a measurement (access log,
-    reload) and with its storage (a SQLite file unless `storage` gives the `[storage]`
-    table) and key file in `workdir`."""
-    config = workdir / "bridge.toml"
-    storage = storage if storage is not None else f'path = "{workdir / "bridge.sqlite3"}"'
-    config.write_text(
-        f'[server]\npublic_url = "http://127.0.0.1:{port}"\n'
-        'log_level = "warning"\naccess_log = false\n\n'
-        "[reload]\nenabled = false\n\n"
-        f"[storage]\n{storage}\n\n"
-        "[oauth]\n"
-        f'clients_file = "{REPO / "clients.toml"}"\n'
-        f'profiles_dir = "{REPO / "profiles"}"\n'
-        f'key_encryption_key_file = "{workdir / "signing-keys.kek"}"\n'
-        'signing_alg = "ES256"\n\n'
-        f'[stores.default]\npath = "{REPO / "policies" / "default"}"\n'
-    )
-    return config
 
 
 def wrk_form(
@@ -119,11 +108,9 @@ def latencies(url: str, requests: int) -> tuple[float, float]:
 def http_figures(args: argparse.Namespace, workdir: Path) -> None:
     bridge_port, echo_port = free_port(), free_port()
     config = bridge_config(workdir, bridge_port)
-    bridge_cmd = [sys.executable, "-m", "bridge.cli", "serve", "--config", str(config)]
-    echo_cmd = [sys.executable, str(REPO / "bench" / "echo_server.py"), str(echo_port)]
     with (
-        server([*bridge_cmd, "--port", str(bridge_port)], bridge_port) as bridge,
-        server(echo_cmd, echo_port) as echo,
+        server(bridge_command(config, bridge_port), bridge_port) as bridge,
+        server(echo_command(echo_port), echo_port) as echo,
     ):
         token = f"{bridge}/token"
         with httpx.Client(timeout=10) as http:

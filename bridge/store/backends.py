@@ -13,9 +13,9 @@ from .contract import Store
 from .postgres import PoolBounds, PostgresStore, Target
 from .postgres import migrations as postgres_migrations
 from .postgres.connection import DatabaseUnavailable
+from .schema import SchemaBehind
 from .sqlite import SQLiteStore
 from .sqlite import migrations as sqlite_migrations
-from .schema import SchemaBehind
 
 __all__ = [
     "SchemaBehind",
