@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -20,11 +22,13 @@ from .access_requests.assembly import AccessRequests
 from .authzen.assembly import AuthZEN, load_stores, token_pdp
 from .authzen.cedar.reload import watch
 from .authzen.cedar.store import PolicyStore
+from .authzen.counting import CountedPDP
 from .authzen.remote import RemotePDP
 from .deferral.assembly import Deferrals
 from .demo_approvers import with_demo_issuer
 from .health import health_routes
 from .housekeeping import Chore, run_forever
+from .metrics_endpoint import RequestMetrics, metrics_routes
 from .middleware import Protocols, RequestIDMiddleware
 from .oauth.assembly import OAuth
 from .outbox import Handler, OutboxWorker
@@ -64,11 +68,15 @@ def create_app(
         else load_profiles(settings.resolve(settings.oauth.profiles_dir), missing_ok=True)
     )
     shared = Shared.from_settings(settings)
-    authzen = AuthZEN(settings, stores)
+    authzen = AuthZEN(
+        settings, stores, hmac.new(shared.kek, b"search-page-token", hashlib.sha256).digest()
+    )
     # Approver decisions go to the engines themselves; everything else through ARAP's wrapper,
     # which verifies approvals on the way in and marks requestable denials on the way out.
     ars = AccessRequests(settings, shared.store, shared.keys, authzen.deciders, shared.issuers)
-    pdps = authzen.wrapped(ars.decision_point)
+    pdps = {
+        name: CountedPDP(pdp, name) for name, pdp in authzen.wrapped(ars.decision_point).items()
+    }
     store_routes = authzen.routes(pdps, ars.metadata)
 
     handlers: dict[str, Handler] = dict(ars.outbox_handlers())
@@ -79,6 +87,8 @@ def create_app(
     pdp = token_pdp(settings, pdps)
     oauth = None
     if pdp is not None:
+        # A store's PDP counts its decisions already; a remote PDP's are counted here.
+        deciding = CountedPDP(pdp, "remote") if isinstance(pdp, RemotePDP) else pdp
         oauth = OAuth(
             settings,
             shared.store,
@@ -86,7 +96,7 @@ def create_app(
             shared.kek,
             shared.http,
             shared.issuers,
-            pdp,
+            deciding,
             profiles,
         )
         # Deferred token requests file their access requests with the bridge's own service,
@@ -96,7 +106,7 @@ def create_app(
             shared.store,
             shared.kek,
             oauth,
-            pdp,
+            deciding,
             ars.filing_for(pdp, shared.http),
             wake=worker.wake,
         )
@@ -123,6 +133,7 @@ def create_app(
         *health_routes(
             authzen.holders, shared.store, oauth.registry if oauth is not None else None
         ),
+        *metrics_routes(settings, shared.store),
     ]
 
     @contextlib.asynccontextmanager
@@ -130,7 +141,7 @@ def create_app(
         await shared.start()
         log.info("%s", startup_line(settings, oauth is not None))
         worker.start()
-        background = [asyncio.create_task(run_forever(chores))]
+        background = [asyncio.create_task(run_forever(chores, shared.store))]
         if settings.reload.enabled:
             holders = list(authzen.holders.values())
             background.append(asyncio.create_task(watch(holders, settings.reload.interval_seconds)))
@@ -161,6 +172,9 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},  # type: ignore[dict-item]
     )
+    if settings.metrics.enabled:
+        app.add_middleware(RequestMetrics)
+    # Added last, so outermost: even the metrics layer runs with the request's id.
     app.add_middleware(RequestIDMiddleware, protocols=protocols)
     app.state.settings = settings
     app.state.holders = authzen.holders

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -14,6 +16,7 @@ from pathlib import Path
 from . import __version__, demo_approvers
 from .access_log import RedactQueryValues
 from .authzen.cedar.store import PolicyStore, StoreLoadError
+from .metrics_endpoint import MULTIPROCESS_ENVIRONMENT, token_problems
 from .oauth import clients_cli, keys_cli
 from .oauth.clients import ClientRegistry
 from .oauth.registry_checks import client_problems
@@ -30,6 +33,7 @@ from .settings import (
     load_settings,
 )
 from .store import cli as db_cli
+from .workers import Listen, Supervisor, listening_socket, metrics_folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _config_option(serve)
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes on the one listening socket (overrides server.workers)",
+    )
     serve.add_argument(
         "--policy-store",
         action="append",
@@ -60,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     db_cli.register(commands)
 
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command == "policy":
         # Policy authoring works on store folders and needs no configuration.
         return policy_cli.run(args)
@@ -163,6 +173,7 @@ def _load_everything(settings: Settings) -> _Loaded:
     else:
         if profiles is not None:
             problems += client_problems(registry.clients(), profiles, str(clients_file))
+    problems += token_problems(settings)
     return _Loaded(problems, stores, profiles)
 
 
@@ -171,6 +182,71 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from .app import create_app
 
+    _configure_logging(settings)
+    loaded = _load_everything(settings)
+    problems = loaded.problems
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1
+    workers = args.workers if args.workers is not None else settings.server.workers
+    if workers < 1:
+        print(f"--workers expects at least 1, got {workers}", file=sys.stderr)
+        return 1
+    where = Listen(
+        args.host or settings.server.host,
+        args.port if args.port is not None else settings.server.port,
+    )
+    if workers > 1:
+        return _serve_workers(workers, where, args.argv)
+    uvicorn.run(
+        create_app(settings, loaded.stores, loaded.profiles),
+        host=where.host,
+        port=where.port,
+        log_level=settings.server.log_level,
+        access_log=settings.server.access_log,
+    )
+    return 0
+
+
+def _serve_workers(count: int, where: Listen, argv: list[str]) -> int:
+    if where.port == 0:
+        print("--workers needs a fixed port (server.port or --port), not 0", file=sys.stderr)
+        return 1
+    try:  # an address another program holds fails here, once, rather than in every worker
+        listening_socket(where).close()
+    except OSError as exc:
+        print(f"cannot listen on {where.host}:{where.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    with metrics_folder() as counters:
+        # Inherited by the workers, which read it when they start.
+        os.environ[MULTIPROCESS_ENVIRONMENT] = counters
+        return Supervisor(count, functools.partial(_worker, argv, where)).run()
+
+
+def _worker(argv: list[str], where: Listen) -> None:
+    """One worker of `bridge serve --workers N`: the same command line, its own socket."""
+    import uvicorn
+
+    from .app import create_app
+
+    parser = argparse.ArgumentParser(prog="bridge")
+    _config_option(parser)
+    parser.add_argument("--policy-store", action="append", default=[])
+    args, _ = parser.parse_known_args(argv[1:])
+    settings = _settings(args)
+    if settings is None:
+        raise SystemExit(1)  # the supervisor checked them: the files changed since
+    _configure_logging(settings)
+    config = uvicorn.Config(
+        create_app(settings),
+        log_level=settings.server.log_level,
+        access_log=settings.server.access_log,
+    )
+    uvicorn.Server(config).run(sockets=[listening_socket(where)])
+
+
+def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
@@ -181,21 +257,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # by the bridge where they matter, without the full URLs.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").addFilter(RedactQueryValues())
-    loaded = _load_everything(settings)
-    problems = loaded.problems
-    if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        return 1
-    app = create_app(settings, loaded.stores, loaded.profiles)
-    uvicorn.run(
-        app,
-        host=args.host or settings.server.host,
-        port=args.port if args.port is not None else settings.server.port,
-        log_level=settings.server.log_level,
-        access_log=settings.server.access_log,
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from .metrics import OUTBOX_DELIVERIES
 from .store.contract import OutboxRow, OutboxStore
 
 log = logging.getLogger("bridge.outbox")
@@ -102,6 +103,7 @@ class OutboxWorker:
     async def _deliver(self, row: OutboxRow) -> None:
         handler = self._handlers.get(row.kind)
         if handler is None:
+            OUTBOX_DELIVERIES.labels("unknown", "failed").inc()
             await self._store.outbox_failed(row.id, f"no handler for {row.kind}")
             return
         try:
@@ -110,11 +112,14 @@ class OutboxWorker:
             log.exception("outbox %s #%d failed", row.kind, row.id)
             outcome = Retry(f"handler error: {type(exc).__name__}")
         if isinstance(outcome, Delivered):
+            OUTBOX_DELIVERIES.labels(row.kind, "delivered").inc()
             await self._store.outbox_done(row.id)
         elif isinstance(outcome, GiveUp) or row.attempts >= self._retry.max_attempts:
+            OUTBOX_DELIVERIES.labels(row.kind, "failed").inc()
             log.warning("outbox %s #%d given up: %s", row.kind, row.id, _reason(outcome))
             await self._store.outbox_failed(row.id, _reason(outcome))
         else:
+            OUTBOX_DELIVERIES.labels(row.kind, "retry").inc()
             delay = self._retry.delay(row.attempts)
             await self._store.outbox_retry(row.id, time.time() + delay, outcome.reason)
 

@@ -41,6 +41,29 @@ class ServerSettings(_Section):
         "info", description="Least severe log level written."
     )
     access_log: bool = Field(True, description="Write one log line per HTTP request.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Worker processes `bridge serve` runs on one listening socket (`--workers`). "
+            "They share the storage; housekeeping is done by one of them at a time."
+        ),
+    )
+
+
+class MetricsSettings(_Section):
+    enabled: bool = Field(
+        False, description="Serve operators' metrics at `/metrics` (Prometheus text format)."
+    )
+    token_file: Path | None = Field(
+        None,
+        description=(
+            "File holding the bearer token a scraper must send "
+            "(`Authorization: Bearer <token>`). Unset: `/metrics` answers whoever reaches it, "
+            "so keep it on a network only the scrapers reach."
+        ),
+    )
 
 
 class LimitsSettings(_Section):
@@ -59,8 +82,8 @@ class SearchSettings(_Section):
     page_token_secret: SecretStr | None = Field(
         None,
         description=(
-            "Key that signs search `next_token`s. Set the same value on every replica; "
-            "when unset a random key is made at start, so tokens do not survive a restart."
+            "Key that signs search `next_token`s. When unset, one derived from the "
+            "key-encryption key, so every worker and replica sharing it accepts the others'."
         ),
     )
 
@@ -420,6 +443,7 @@ class Settings(_Section):
     access_requests: AccessRequestSettings = Field(default_factory=AccessRequestSettings)
     deferral: DeferralSettings = Field(default_factory=DeferralSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     # Where relative store paths are resolved from: the folder of the config file.
     base_dir: Path = Field(default=Path("."), exclude=True)

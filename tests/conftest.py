@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,9 @@ def write_demo_config(
         'demo_approver_key_file = "var/demo-approvers.jwk"',
         "allow_anonymous_requesters = true",
         "",
+        "[metrics]",
+        "enabled = true",
+        "",
         "[oauth]",
         'clients_file = "clients.toml"',
         f"profiles_dir = {json.dumps(str(REPO / 'profiles'))}",
@@ -138,12 +141,15 @@ def serve(settings: Settings) -> Iterator[ServerThread]:
 
 
 @contextlib.contextmanager
-def bridge_process(config: Path, port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """`bridge serve` in its own process; yields once `/healthz` answers."""
+def bridge_process(
+    config: Path, port: int | None = None, args: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`bridge serve` (with `args`) in its own process; yields once `/healthz` answers."""
     port = port or free_port()
     log = config.with_suffix(".log").open("wb")
+    command = ["serve", "--config", str(config), "--port", str(port), *args]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "serve", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-m", "bridge.cli", *command],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=REPO,

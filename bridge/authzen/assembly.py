@@ -45,11 +45,20 @@ def load_stores(settings: Settings) -> dict[str, PolicyStore]:
 
 
 class AuthZEN:
-    def __init__(self, settings: Settings, stores: Mapping[str, PolicyStore]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stores: Mapping[str, PolicyStore],
+        page_token_key: bytes | None = None,
+    ) -> None:
+        """`page_token_key` signs search `next_token`s unless `search.page_token_secret`
+        is set: a key every worker and replica sharing the key-encryption key derives alike,
+        so a token from one is good at the others."""
         self.settings = settings
         secret = settings.search.page_token_secret
         paginator = Paginator(
-            secret.get_secret_value().encode() if secret else None, settings.limits.max_page_size
+            secret.get_secret_value().encode() if secret else page_token_key,
+            settings.limits.max_page_size,
         )
         public_url = settings.server.public_url.rstrip("/")
         self.holders = {name: StoreHolder(store) for name, store in stores.items()}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import secrets
@@ -40,20 +41,29 @@ def load_key_encryption_key(path: Path, environ: Mapping[str, str] = os.environ)
     if value:
         return _decode(value, KEK_ENVIRONMENT)
     if not path.exists():
-        if not path.parent.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first; read theirs
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(new_key_encryption_key() + "\n")
+        _make_key_file(path)
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyEncryptionKeyError(f"{path}: cannot read the key-encryption key ({exc})") from None
     return _decode(text, str(path))
+
+
+def _make_key_file(path: Path) -> None:
+    """Write a fresh KEK to `path` (0600), unless another process did first. The key is
+    written beside it and linked into place whole: workers starting together never read a
+    file that another has made but not yet filled."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(new_key_encryption_key() + "\n")
+        with contextlib.suppress(FileExistsError):  # another process made it first: theirs
+            os.link(draft, path)
+    finally:
+        draft.unlink()
 
 
 def new_key_encryption_key() -> str:

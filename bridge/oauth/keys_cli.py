@@ -1,4 +1,4 @@
-"""`bridge keys rotate|list`: signing key management from the command line.
+"""`bridge keys rotate|list|new-kek`: signing key management from the command line.
 
 Works beside a running server (SQLite in WAL mode): the server publishes a new key in its
 JWKS at once and starts signing with it within seconds.
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..jose.sealing import load_key_encryption_key
+from ..jose.sealing import load_key_encryption_key, new_key_encryption_key
 from ..jose.signing_keys import SigningKeys
 from ..settings import Settings
 from ..store.backends import SchemaBehind, database_exists, store_for
@@ -30,6 +30,7 @@ def register(commands: Any) -> None:
     for name, text in (
         ("rotate", "make a new signing key; retire the current one"),
         ("list", "show the published keys"),
+        ("new-kek", "print a fresh key-encryption key (for a secret store; changes nothing)"),
     ):
         action = actions.add_parser(name, help=text)
         # Also accepted after the subcommand; SUPPRESS keeps an earlier --config from being reset.
@@ -43,6 +44,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(command: str, settings: Settings) -> int:
+    if command == "new-kek":
+        # For the secret store or the file that production reads the key from: printed,
+        # never written anywhere by the bridge itself.
+        print(new_key_encryption_key())
+        return 0
     if command == "list" and not database_exists(settings):
         # Listing creates nothing: no database, no key-encryption key file.
         print("no signing keys yet: the bridge makes its first one when it starts")

@@ -25,6 +25,7 @@ from ..errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from ..metrics import TOKEN_REQUESTS
 from .client_auth import CLIENT_AUTH_PARAMETERS, ClientAuthenticator
 from .clients import Client
 from .dpop import DPoPProof, DPoPVerifier
@@ -59,27 +60,36 @@ class TokenEndpoint:
         self._extensions = extensions
 
     async def handle(self, request: Request) -> Response:
+        # The grant type as a metric label once it is one the bridge serves (bounded values).
+        request.state.grant_type = "unknown"
         try:
             body = await self._token(request)
         except OAuthError as error:
-            return error_response(error)
+            return self._refused(request, error)
         except PDPError as error:
             log.error("no decision for a token request: %s", error)
-            return error_response(ServerError("the policy decision point could not decide"))
+            return self._refused(request, ServerError("the policy decision point could not decide"))
         except Exception:
             # A bug must still answer in OAuth's words, and never with a token.
             log.exception("token request failed")
-            return error_response(ServerError("the token request could not be processed"))
+            return self._refused(request, ServerError("the token request could not be processed"))
+        TOKEN_REQUESTS.labels(request.state.grant_type, "issued").inc()
         headers = dict(NO_STORE)
         if self._dpop.requires_nonce:
             # RFC 9449 §8.2: the nonce for the client's next proof rides on this answer.
             headers["DPoP-Nonce"] = self._dpop.fresh_nonce()
         return JSONResponse(body, headers=headers)
 
+    @staticmethod
+    def _refused(request: Request, error: OAuthError) -> Response:
+        TOKEN_REQUESTS.labels(request.state.grant_type, error.error).inc()
+        return error_response(error)
+
     async def _token(self, request: Request) -> dict[str, object]:
         form = await read_form(request, self._config.max_body_bytes)
         client = await self._clients.authenticate(request.headers, form.as_dict())
         grant = self._grant(form, client)
+        request.state.grant_type = grant.grant_type
         declared = self._declared(form, grant)
         extensions = self._extensions if grant.extensible else ()
         for extension in extensions:

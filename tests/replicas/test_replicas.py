@@ -29,6 +29,7 @@ import httpx
 import jwt as pyjwt
 import pytest
 
+from bridge.store.postgres import migrations
 from tests.conftest import REPO
 from tests.dtr_fixtures import (
     DEFERRED_GRANT,
@@ -86,9 +87,7 @@ def approve_export(replica: Replica, record: str) -> str:
 
 def test_started_together_on_an_empty_database(replicas: Cluster) -> None:
     assert replicas.rows("SELECT version FROM schema_version ORDER BY version") == [
-        (1,),
-        (2,),
-        (3,),
+        (m.version,) for m in migrations.MIGRATIONS
     ]
     keys = replicas.rows("SELECT kid, retired_at FROM signing_keys")
     assert len(keys) == 1 and keys[0][1] is None  # one key made between the three

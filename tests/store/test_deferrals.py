@@ -322,3 +322,17 @@ async def test_the_snapshot_and_resolution_round_trip(store: Store) -> None:
     await store.deferral_create(record)
     found = await store.deferral_find(record.code_hash)
     assert found == record and found.snapshot == snapshot
+
+
+async def test_counts_by_state(store: Store) -> None:
+    assert await store.deferral_counts() == {}
+    records = [deferral() for _ in range(4)]
+    for record in records:
+        await store.deferral_create(record)
+    await store.deferral_resolve(
+        records[0].code_hash, ok=True, resolution=RESOLUTION, now=T0, ping=no_ping
+    )
+    await store.deferral_resolve(
+        records[1].code_hash, ok=False, resolution=RESOLUTION, now=T0, ping=no_ping
+    )
+    assert await store.deferral_counts() == {PENDING: 2, RESOLVED_OK: 1, DENIED: 1}

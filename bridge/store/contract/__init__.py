@@ -21,6 +21,7 @@ from .access_requests import (
     TaskStore,
 )
 from .deferrals import DeferralRecord, DeferralStore, PingBuilder
+from .leases import LeaseStore
 from .oauth import (
     RefreshTokenRecord,
     RefreshTokenStore,
@@ -42,6 +43,7 @@ class Store(
     TaskStore,
     RemoteTaskStore,
     OutboxStore,
+    LeaseStore,
     Protocol,
 ):
     """All of it, with the connection's life: what `app` opens at start and closes at the
@@ -65,6 +67,7 @@ __all__ = [
     "DeferralStore",
     "IdempotencyConflict",
     "IdempotencyRecord",
+    "LeaseStore",
     "OutboxEntry",
     "OutboxRow",
     "OutboxStore",

@@ -134,6 +134,10 @@ class DeferralStore(Protocol):
 
     async def deferrals_pending_of_task(self, task_id: str) -> list[DeferralRecord]: ...
 
+    async def deferral_counts(self) -> dict[str, int]:
+        """Deferrals by state (only the states some deferral is in), for the metrics."""
+        ...
+
     async def deferrals_expire(
         self, now: float, *, limit: int, purge_before: float
     ) -> tuple[int, list[str]]:

@@ -48,6 +48,8 @@ TASK_LOCK = 0x62726467  # "brdg"
 SELECT_BY_CODE = f"SELECT {_COLUMNS} FROM deferrals WHERE code_hash = %s"
 SELECT_PENDING_OF_TASK = f"SELECT {_COLUMNS} FROM deferrals WHERE task_id = %s AND status = %s"
 SELECT_LIVE_OF_TASK = "SELECT 1 FROM deferrals WHERE task_id = %s AND status = ANY(%s) LIMIT 1"
+# Answered from the (status, expires_at) index alone: the metrics ask on every scrape.
+COUNT_BY_STATUS = "SELECT status, COUNT(*) FROM deferrals GROUP BY status"
 SELECT_DUE = (
     "SELECT code_hash, task_id FROM deferrals WHERE status = ANY(%s) AND expires_at <= %s "
     "LIMIT %s FOR UPDATE SKIP LOCKED"
@@ -178,6 +180,11 @@ class DeferralTables(PostgresBase):
         async with self.connection() as conn:
             cursor = await conn.execute(SELECT_PENDING_OF_TASK, (task_id, PENDING))
             return [DeferralRecord(*row) for row in await cursor.fetchall()]
+
+    async def deferral_counts(self) -> dict[str, int]:
+        async with self.connection() as conn:
+            cursor = await conn.execute(COUNT_BY_STATUS)
+            return {status: int(count) for status, count in await cursor.fetchall()}
 
     async def deferrals_expire(
         self, now: float, *, limit: int, purge_before: float

@@ -129,10 +129,15 @@ _HOUSEKEEPING_INDEXES = (
     "CREATE INDEX revoked_access_tokens_expiry ON revoked_access_tokens (expires_at)",
 )
 
+# Named leases (store.contract.leases); the primary key is the only lookup.
+_LEASES = """CREATE TABLE leases (
+    name text PRIMARY KEY, holder text NOT NULL, expires_at double precision NOT NULL)"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "OAuth, outbox, deferral and access request tables", _FIRST),
     Migration(2, "deferrals.dedupe_key: a repeated deferred request finds its code", _DEDUPE_KEY),
     Migration(3, "indexes for every housekeeping statement", _HOUSEKEEPING_INDEXES),
+    Migration(4, "leases: work one process does for all (housekeeping)", (_LEASES,)),
 )
 LATEST = MIGRATIONS[-1].version
 

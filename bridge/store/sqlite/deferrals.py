@@ -45,6 +45,8 @@ _DROP_SECRETS = "code_sealed = NULL, notification_token_sealed = NULL, dedupe_ke
 SELECT_BY_CODE = f"SELECT {_COLUMNS} FROM deferrals WHERE code_hash = ?"
 SELECT_PENDING_OF_TASK = f"SELECT {_COLUMNS} FROM deferrals WHERE task_id = ? AND status = ?"
 SELECT_LIVE_OF_TASK = "SELECT 1 FROM deferrals WHERE task_id = ? AND status IN (?, ?) LIMIT 1"
+# Answered from the (status, expires_at) index alone: the metrics ask on every scrape.
+COUNT_BY_STATUS = "SELECT status, COUNT(*) FROM deferrals GROUP BY status"
 SELECT_DUE = (
     "SELECT code_hash, task_id FROM deferrals WHERE status IN (?, ?) AND expires_at <= ? LIMIT ?"
 )
@@ -199,6 +201,13 @@ class DeferralTables(SQLiteBase):
         def work() -> list[DeferralRecord]:
             rows = self.db.execute(SELECT_PENDING_OF_TASK, (task_id, PENDING)).fetchall()
             return [DeferralRecord(*row) for row in rows]
+
+        return await self._run(work)
+
+    async def deferral_counts(self) -> dict[str, int]:
+        def work() -> dict[str, int]:
+            rows = self.db.execute(COUNT_BY_STATUS).fetchall()
+            return {status: count for status, count in rows}
 
         return await self._run(work)
 
