@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.authzen
 	$(BIN)/python -m bench.token_endpoint
 	$(BIN)/python -m bench.token_backends
+	$(BIN)/python -m bench.workers
 	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.policy_validate
 	$(BIN)/python -m bench.deferral --backend sqlite
