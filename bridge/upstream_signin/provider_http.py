@@ -113,8 +113,9 @@ class ProviderHTTP:
             cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
             raise ProviderHTTPError(f"{shown} cannot be reached ({cause[:MAX_DETAIL]})") from None
         body: Any = None
-        content_type = response.headers.get("content-type", "").lower()
-        if content_type.startswith("application/json") or content_type.endswith("+json"):
+        media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        # application/json, or a JSON-based type such as application/jwk-set+json.
+        if media_type == "application/json" or media_type.endswith("+json"):
             try:
                 body = strict_json.loads(content)
             except strict_json.StrictJSONError as exc:
