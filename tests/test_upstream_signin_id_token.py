@@ -40,6 +40,7 @@ def jwks(*keys: RSAKey | ECKey) -> WebResponse:
 @dataclasses.dataclass
 class Checker:
     web: LocalWebServer
+    fetcher: ProviderHTTP
     keys: ProviderKeys
     expected: Expected
 
@@ -64,6 +65,7 @@ async def checker() -> AsyncIterator[Checker]:
             fetcher = ProviderHTTP(http, allow_private=True, timeout_seconds=5, resolver=_loopback)
             yield Checker(
                 web,
+                fetcher,
                 ProviderKeys(fetcher, min_refresh_seconds=0),
                 Expected(
                     issuer=ISSUER,
@@ -206,6 +208,19 @@ async def test_a_new_key_is_read_when_a_token_names_it(checker: Checker) -> None
 async def test_a_key_the_provider_does_not_publish_is_refused(checker: Checker) -> None:
     refused = await checker.refusal(signed(key=ROTATED, alg="ES256"))
     assert refused.reason == "unknown_key"
+
+
+async def test_a_token_naming_no_key_passes_only_when_the_provider_has_one(
+    checker: Checker,
+) -> None:
+    token = jwt.encode({"alg": "RS256"}, claims(), KEY)
+    assert (await checker.verify(token))["sub"] == "alice"
+    # A fresh key cache, now that the provider publishes two keys.
+    checker.web.routes["/jwks"] = lambda _request: jwks(KEY, ROTATED)
+    checker.keys = ProviderKeys(checker.fetcher, min_refresh_seconds=0)
+    refused = await checker.refusal(token)
+    assert refused.reason == "unknown_key"
+    assert "names no key" in str(refused)
 
 
 @pytest.mark.parametrize(

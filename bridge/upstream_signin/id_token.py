@@ -65,6 +65,9 @@ async def verify_id_token(
     key_set = await keys.key_set(jwks_uri, kid)
     if kid is not None and not any(key.kid == kid for key in key_set.keys):
         raise IdTokenInvalid("unknown_key", "signed with a key the provider does not publish")
+    if kid is None and len(key_set.keys) > 1:
+        # Core §10.1: with several keys published, the token must say which one signed it.
+        raise IdTokenInvalid("unknown_key", "names no key (kid), and the provider has several")
     try:
         jws.deserialize_compact(token, key_set, algorithms=[alg])
     except (JoseError, ValueError):
