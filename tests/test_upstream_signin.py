@@ -485,3 +485,13 @@ async def test_a_rotated_provider_key_is_fetched_once_the_id_token_names_it(page
     assert kids[0].isdisjoint(kids[1])  # a new key, not the old one again
     assert person.name == "alice"
     assert refused.value.reason == "unknown_key"
+
+
+@pytest.mark.parametrize("callback", ["/callback", "callback", "http://127.0.0.1:9/cb#frag"])
+async def test_a_callback_url_that_is_not_absolute_is_refused(
+    oidc_provider: OidcProvider, callback: str
+) -> None:
+    client = oidc_provider.client("bridge")
+    async with signing_in(settings_for(oidc_provider, client)) as signin:
+        with pytest.raises(ValueError, match="absolute http"):
+            await signin.begin(callback)

@@ -13,7 +13,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -30,7 +30,7 @@ class PendingSignIn:
     issuer: str  # the provider it was started at
     state: str
     nonce: str
-    code_verifier: str
+    code_verifier: str = field(repr=False)  # kept out of logs and tracebacks
     redirect_uri: str  # sent again, identical, with the code (RFC 6749 §4.1.3)
     created_at: float  # seconds since the epoch
 
@@ -60,6 +60,10 @@ class PendingSignIn:
 
 
 def new_pending(issuer: str, redirect_uri: str, now: float) -> PendingSignIn:
+    parts = urlsplit(redirect_uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
+        # The caller's mistake, not the person's: RFC 6749 §3.1.2 wants an absolute URI.
+        raise ValueError("the callback URL must be an absolute http(s) URL without fragment")
     return PendingSignIn(
         issuer=issuer,
         state=secrets.token_urlsafe(_RANDOM_BYTES),

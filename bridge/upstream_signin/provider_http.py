@@ -7,6 +7,12 @@ user info, never an unspecified or multicast address, and public addresses only 
 operator allows private ones. Redirects are not followed, environment proxies are not used (the
 caller's client decides), every exchange has a finite total time, answers are read up to a
 bound and parsed as strict JSON.
+
+Unlike the callbacks of `bridge.outbound.OutboundPoster`, the connection is not pinned to the
+address that was checked: it goes through the caller's pooled client, because the provider is
+configured by the operator rather than registered by a stranger, and the pool saves a TLS
+handshake per sign-in. The check still keeps a metadata document from pointing the bridge at
+addresses it must not call.
 """
 
 from __future__ import annotations

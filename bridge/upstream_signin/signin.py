@@ -84,8 +84,8 @@ class UpstreamSignIn:
 
     async def begin(self, callback_url: str) -> tuple[str, PendingSignIn]:
         """The URL to send the person to, and the pending sign-in to keep in their session.
-        `callback_url` is the bridge's redirect URI, as registered at the provider.
-        Raises `DiscoveryFailed`."""
+        `callback_url` is the bridge's redirect URI, as registered at the provider (an
+        absolute http(s) URL, else `ValueError`). Raises `DiscoveryFailed`."""
         metadata = await self._discovery.metadata()
         pending = new_pending(metadata.issuer, callback_url, self._clock())
         url = authorization_url(
