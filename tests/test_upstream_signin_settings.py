@@ -1,5 +1,5 @@
-"""The upstream sign-in's settings refuse what cannot work or would be unsafe, and read the
-client secret from a file."""
+"""The upstream sign-in's settings refuse what cannot work or would be unsafe, read the
+client secret from a file, and decide what person an ID token's claims make."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from bridge.upstream_signin import UpstreamSignIn, UpstreamSignInSettings
+from bridge.upstream_signin import IdTokenInvalid, UpstreamSignIn, UpstreamSignInSettings
+from bridge.upstream_signin.person import person_from_claims
 
 BASE: dict[str, Any] = {"issuer": "https://idp.example", "client_id": "bridge"}
 
@@ -60,3 +61,28 @@ async def test_the_secret_is_read_from_its_file_at_start(tmp_path: Path) -> None
         empty.write_text("\n", encoding="utf-8")
         with pytest.raises(ValueError, match="no secret on the first line"):
             UpstreamSignIn(settings.model_copy(update={"client_secret_file": empty}), http)
+
+
+def test_the_person_carries_how_they_signed_in_when_the_token_says() -> None:
+    settings = UpstreamSignInSettings.model_validate(
+        {**BASE, "client_secret": "s", "claim_properties": {"department": "dept"}}
+    )
+    person = person_from_claims(
+        {"sub": "u-1", "dept": "finance", "auth_time": 1700000000, "acr": "mfa", "amr": ["pwd"]},
+        settings,
+    )
+    assert (person.name, person.subject_type, person.issuer) == ("u-1", "user", BASE["issuer"])
+    assert dict(person.properties) == {"department": "finance"}
+    assert (person.auth_time, person.acr, person.amr) == (1700000000, "mfa", ("pwd",))
+    # Informational claims of the wrong type are dropped, not trusted.
+    odd = person_from_claims({"sub": "u-1", "auth_time": True, "acr": 1, "amr": "pwd"}, settings)
+    assert (odd.auth_time, odd.acr, odd.amr) == (None, None, None)
+
+
+def test_a_token_without_the_name_claim_names_nobody() -> None:
+    settings = UpstreamSignInSettings.model_validate(
+        {**BASE, "client_secret": "s", "name_claim": "preferred_username"}
+    )
+    with pytest.raises(IdTokenInvalid) as refused:
+        person_from_claims({"sub": "u-1", "preferred_username": " "}, settings)
+    assert refused.value.reason == "name_claim"
