@@ -334,11 +334,14 @@ def run_oidc_provider(
     *,
     claims: Mapping[str, Sequence[str]] | None = None,
     id_token_claims: bool = True,
+    port: int = 0,
 ) -> Iterator[OidcProvider]:
     """Start node-oidc-provider with these clients and accounts; stop it after the block.
 
     `claims` maps scopes to the claims they release (default: email, profile, groups);
-    `id_token_claims` puts those claims in the ID token too, not only in userinfo.
+    `id_token_claims` puts those claims in the ID token too, not only in userinfo. `port`
+    (default: a free one) lets a test start a second provider at the issuer of one it
+    stopped: the same provider to its clients, with a fresh signing key (a key rotation).
     """
     node = find_node()
     ensure_node_modules()
@@ -347,7 +350,7 @@ def run_oidc_provider(
     registration_token = secrets.token_urlsafe(24)
     config: dict[str, Any] = {
         "host": "127.0.0.1",
-        "port": 0,
+        "port": port,
         "clients": [client.metadata() for client in clients],
         "accounts": [account.config() for account in accounts],
         "id_token_claims": id_token_claims,
