@@ -54,7 +54,7 @@ def test_both_backends_number_their_migrations_alike() -> None:
         return [(m.version, m.description) for m in migrations]  # type: ignore[attr-defined]
 
     assert listed(pg_migrations.MIGRATIONS) == listed(sqlite_migrations.MIGRATIONS)
-    assert pg_migrations.LATEST == sqlite_migrations.LATEST == 3
+    assert pg_migrations.LATEST == sqlite_migrations.LATEST == 4
 
 
 async def test_replicas_starting_together_migrate_a_new_database_once(
@@ -67,7 +67,7 @@ async def test_replicas_starting_together_migrate_a_new_database_once(
     try:
         assert versions(fresh) == [m.version for m in pg_migrations.MIGRATIONS]
         applied = [r.getMessage() for r in caplog.records if "schema migrated" in r.getMessage()]
-        assert applied == [f"schema migrated to version {v}" for v in (1, 2, 3)]
+        assert applied == [f"schema migrated to version {v}" for v in (1, 2, 3, 4)]
         for store in stores:
             await store.ping()
     finally:
@@ -77,7 +77,7 @@ async def test_replicas_starting_together_migrate_a_new_database_once(
     again = PostgresStore(target, pool=POOL)
     await again.open()
     await again.close()
-    assert versions(fresh) == [1, 2, 3]
+    assert versions(fresh) == [1, 2, 3, 4]
 
 
 async def test_a_database_from_a_newer_bridge_is_refused(backend: Backend) -> None:
@@ -88,9 +88,9 @@ async def test_a_database_from_a_newer_bridge_is_refused(backend: Backend) -> No
         "INSERT INTO schema_version VALUES (?, 'from the future', 0)",
         sqlite_migrations.LATEST + 1,
     )
-    with pytest.raises(SchemaTooNew, match="this bridge knows up to 3"):
+    with pytest.raises(SchemaTooNew, match="this bridge knows up to 4"):
         await backend.make().open()
-    backend.rows("DELETE FROM schema_version WHERE version > 3")
+    backend.rows("DELETE FROM schema_version WHERE version > 4")
 
 
 async def test_without_migrate_on_start_a_behind_database_is_refused(
@@ -130,7 +130,7 @@ async def test_a_version_2_sqlite_file_gains_the_indexes_and_keeps_its_rows(
     with contextlib.closing(sqlite3.connect(path)) as db:
         recorded = [r[0] for r in db.execute("SELECT version FROM schema_version ORDER BY 1")]
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert recorded == [1, 2, 3]
+    assert recorded == [1, 2, 3, 4]
     assert {"access_requests_retention", "outbox_age", "revoked_access_tokens_expiry"} <= indexes
 
 
@@ -154,13 +154,13 @@ def test_bridge_db_status_and_migrate_on_postgres(fresh: PostgresDatabase, tmp_p
     status = bridge(config, "status", env=env)
     assert status.returncode == 0, status.stderr
     assert f"database {without_password}" in status.stdout
-    assert "schema version 0 (this bridge knows 3)" in status.stdout
-    assert "pending 3: indexes for every housekeeping statement" in status.stdout
+    assert "schema version 0 (this bridge knows 4)" in status.stdout
+    assert "pending 4: the front door: authorization requests, codes, sign-in throttle" in status.stdout
     assert versions_or_none(fresh) is None  # status changes nothing
 
     migrated = bridge(config, "migrate", env=env)
     assert migrated.returncode == 0, migrated.stderr
-    assert "schema version 3 (up to date)" in migrated.stdout
+    assert "schema version 4 (up to date)" in migrated.stdout
     assert "pending" not in bridge(config, "status", env=env).stdout
 
     refused = bridge(config, "status", env={PASSWORD_ENVIRONMENT: "not-the-password-31337"})

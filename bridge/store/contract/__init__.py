@@ -21,6 +21,15 @@ from .access_requests import (
     TaskStore,
 )
 from .deferrals import DeferralRecord, DeferralStore, PingBuilder
+from .front_door import (
+    AuthorizationCodeRecord,
+    AuthorizationCodeStore,
+    AuthorizationRequestRecord,
+    AuthorizationRequestStore,
+    CodeUse,
+    FrontDoorStore,
+    LoginThrottle,
+)
 from .oauth import (
     RefreshTokenRecord,
     RefreshTokenStore,
@@ -42,6 +51,7 @@ class Store(
     TaskStore,
     RemoteTaskStore,
     OutboxStore,
+    FrontDoorStore,
     Protocol,
 ):
     """All of it, with the connection's life: what `app` opens at start and closes at the
@@ -60,6 +70,13 @@ class Store(
 
 __all__ = [
     "ApprovalRecord",
+    "AuthorizationCodeRecord",
+    "AuthorizationCodeStore",
+    "AuthorizationRequestRecord",
+    "AuthorizationRequestStore",
+    "CodeUse",
+    "FrontDoorStore",
+    "LoginThrottle",
     "BindingReused",
     "DeferralRecord",
     "DeferralStore",

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..contract.oauth import RefreshTokenRecord, SigningKeyRecord
 from .connection import transaction
 from .deferrals import DeferralTables
+from .front_door import FrontDoorTables
 from .outbox import OutboxTables
 from .remote_tasks import RemoteTaskTables
 from .tasks import TaskTables
@@ -20,7 +21,7 @@ DELETE_USED_VALUES = "DELETE FROM used_values WHERE expires_at < ?"
 DELETE_REVOKED_TOKENS = "DELETE FROM revoked_access_tokens WHERE expires_at < ?"
 
 
-class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables):
+class SQLiteStore(DeferralTables, FrontDoorTables, TaskTables, RemoteTaskTables, OutboxTables):
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
         super().__init__(path, migrate=migrate)
         self._writes = 0
