@@ -23,6 +23,7 @@ from .authzen.cedar.store import PolicyStore
 from .authzen.remote import RemotePDP
 from .deferral.assembly import Deferrals
 from .demo_approvers import with_demo_issuer
+from .front_door.assembly import FrontDoor
 from .health import health_routes
 from .housekeeping import Chore, run_forever
 from .middleware import Protocols, RequestIDMiddleware
@@ -78,6 +79,8 @@ def create_app(
     chores: list[Chore] = []
     pdp = token_pdp(settings, pdps)
     oauth = None
+    front_door: FrontDoor | None = None
+    front_door_routes: list[BaseRoute] = []
     if pdp is not None:
         oauth = OAuth(
             settings,
@@ -102,6 +105,10 @@ def create_app(
         )
         handlers.update(deferrals.outbox_handlers())
         chores += deferrals.chores()
+        if settings.front_door.enabled:
+            front_door = FrontDoor(settings, shared.store, oauth, shared.kek)
+            front_door_routes = front_door.routes()
+            chores += front_door.chores()
     else:
         log.info("no PDP for token requests ([pdp] unset, no default store): OAuth is off")
     chores += ars.chores()
@@ -117,6 +124,7 @@ def create_app(
     routes: list[BaseRoute] = [
         *store_routes.pop("default", []),
         *oauth_routes,
+        *front_door_routes,
         *ars.routes(default_auth or PEPAuthSettings()),
         *(route for named in store_routes.values() for route in named),
         shared.jwks_route(),
@@ -150,6 +158,8 @@ def create_app(
     prefixes = [(prefix, "problem") for prefix in ars.path_prefixes]
     if oauth is not None:
         prefixes += [(r.path, "oauth") for r in oauth_routes if isinstance(r, Route)]
+        if front_door is not None:
+            prefixes.append(("/par", "oauth"))
     protocols = Protocols(prefixes)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -166,6 +176,8 @@ def create_app(
     app.state.holders = authzen.holders
     app.state.pdps = authzen.engines
     app.state.oauth = oauth
+    # The seam sign-in methods meet: front_door.sessions.establish_session reads it.
+    app.state.front_door_sessions = front_door.sessions if front_door is not None else None
     app.state.store = shared.store
     app.state.access_requests = ars
     app.state.outbox = worker

@@ -14,7 +14,9 @@ from tests.store.records import unique
 pytest_plugins = ["tests.support.plugin"]
 
 
-def pushed(now: float, *, expires_in: float = 60, kind: str = "pushed") -> AuthorizationRequestRecord:
+def pushed(
+    now: float, *, expires_in: float = 60, kind: str = "pushed"
+) -> AuthorizationRequestRecord:
     return AuthorizationRequestRecord(
         id_hash=unique("req"),
         kind=kind,  # type: ignore[arg-type]
