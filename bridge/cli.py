@@ -14,6 +14,7 @@ from pathlib import Path
 from . import __version__, demo_approvers
 from .access_log import RedactQueryValues
 from .authzen.cedar.store import PolicyStore, StoreLoadError
+from .front_door import users_cli
 from .oauth import clients_cli, keys_cli
 from .oauth.clients import ClientRegistry
 from .oauth.registry_checks import client_problems
@@ -54,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _config_option(check)
     clients_cli.register(commands)
+    users_cli.register(commands)
     keys_cli.register(commands)
     policy_cli.register(commands)
     demo_approvers.register(commands)
@@ -68,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.command == "clients":
         return clients_cli.run(args, settings)
+    if args.command == "users":
+        return users_cli.run(args, settings)
     if args.command == "keys":
         return keys_cli.run(args, settings)
     if args.command == "approvers":
