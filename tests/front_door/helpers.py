@@ -12,6 +12,7 @@ import html
 import json
 import re
 import secrets
+import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,12 @@ CLIENTS: dict[str, dict[str, Any]] = {
         "secret": "machine-secret-for-tests",
         "grant_types": ["client_credentials"],
         "authorization_details_types": TYPES,
+        "redirect_uris": [CALLBACK],
+    },
+    # A resource server: introspects tokens.
+    "resource-server": {
+        "auth_method": "client_secret_basic",
+        "secret": "resource-server-secret-for-tests",
     },
     # Another public client: a code issued to demo-web is not its code.
     "other-web": {
@@ -120,14 +127,29 @@ class _Holder:
 class FrontDoorServer:
     thread: ServerThread
     folder: Path
+    issuer: str
 
     @property
     def url(self) -> str:
         return self.thread.url
 
-    @property
-    def issuer(self) -> str:
-        return self.thread.url
+    def rows(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Read or change the database from outside (to let time pass for one record)."""
+        with contextlib.closing(sqlite3.connect(self.folder / "var" / "bridge.sqlite3")) as db:
+            rows = db.execute(query, args).fetchall()
+            db.commit()
+            return rows
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        response = httpx.post(
+            self.url + "/introspect",
+            data={"token": token},
+            auth=("resource-server", SECRETS["resource-server"]),
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
 
     def browser(self) -> httpx.Client:
         """A cookie-keeping client that does not follow redirects (tests look at each)."""
@@ -136,8 +158,14 @@ class FrontDoorServer:
 
 @contextlib.contextmanager
 def front_door_server(
-    tmp_path: Path, *, extra: str = "", clients: Mapping[str, Mapping[str, Any]] = CLIENTS
+    tmp_path: Path,
+    *,
+    extra: str = "",
+    clients: Mapping[str, Mapping[str, Any]] = CLIENTS,
+    public_url: str | None = None,
 ) -> Iterator[FrontDoorServer]:
+    """The bridge serving the front door; `extra` TOML is appended (e.g. a [front_door]
+    section). Several servers on one folder share its database and keys: replicas."""
     holder = _Holder()
     with contextlib.ExitStack() as stack:
         thread = ServerThread(holder)
@@ -148,7 +176,7 @@ def front_door_server(
             "\n".join(
                 [
                     "[server]",
-                    f'public_url = "{thread.url}"',
+                    f'public_url = "{public_url or thread.url}"',
                     "[reload]",
                     "interval_seconds = 0.2",
                     "[stores.default]",
@@ -166,7 +194,7 @@ def front_door_server(
         )
         holder.app = create_app(load_settings(config))
         stack.enter_context(thread)
-        yield FrontDoorServer(thread, tmp_path)
+        yield FrontDoorServer(thread, tmp_path, public_url or thread.url)
 
 
 # -- PKCE -------------------------------------------------------------------------------
