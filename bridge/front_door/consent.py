@@ -56,10 +56,11 @@ class ConsentView:
     def _text(self, request: AuthorizationRequest, item: PlannedEvaluation) -> str:
         resource = item.request.resource
         if item.source == "scope":
+            # A scope names no one resource: its profile's words, for any of them.
             mapping = self._profiles.scope(item.scope or "")
             profile = self._profiles.get(mapping.profile_type) if mapping else None
-            kind = profile.description.split(".")[0] if profile else resource.type
-            return f"{item.action.capitalize()}: {kind} (scope {item.scope})"
+            words = describe(profile, {}, item.action, resource.type, "(any)")
+            return f"{words}, by scope {item.scope}"
         entry = request.authorization_details[item.entry_index or 0]
         profile = self._profiles.get(entry["type"])
         return describe(profile, entry, item.action, resource.type, resource.id)
