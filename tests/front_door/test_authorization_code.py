@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from bridge.front_door.authorization_codes import code_hash
@@ -22,8 +23,6 @@ from tests.front_door.helpers import (
     redeem,
 )
 from tests.oauth_fixtures import DPoPKey
-
-import httpx
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +65,11 @@ def test_the_refresh_token_refreshes_as_today(server: FrontDoorServer) -> None:
     first = redeem(server, code, verifier).json()
     refreshed = httpx.post(
         server.url + "/token",
-        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": "demo-web"},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first["refresh_token"],
+            "client_id": "demo-web",
+        },
     )
     assert refreshed.status_code == 200, refreshed.text
     assert claims_of(refreshed.json()["access_token"])["sub"] == "alice"
@@ -83,7 +86,11 @@ def test_a_second_use_is_refused_and_revokes_what_the_first_issued(
     assert server.introspect(first["access_token"])["active"] is False
     refresh = httpx.post(
         server.url + "/token",
-        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": "demo-web"},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first["refresh_token"],
+            "client_id": "demo-web",
+        },
     )
     assert error_of(refresh) == "invalid_grant"
 
@@ -101,7 +108,12 @@ def test_a_missing_verifier_is_invalid_request_and_keeps_the_code(
     code, verifier = fresh_code(server)
     missing = httpx.post(
         server.url + "/token",
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK, "client_id": "demo-web"},
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": CALLBACK,
+            "client_id": "demo-web",
+        },
     )
     assert error_of(missing) == "invalid_request"
     assert redeem(server, code, verifier).status_code == 200
@@ -109,7 +121,10 @@ def test_a_missing_verifier_is_invalid_request_and_keeps_the_code(
 
 def test_another_redirect_uri_is_invalid_grant(server: FrontDoorServer) -> None:
     code, verifier = fresh_code(server)
-    assert error_of(redeem(server, code, verifier, redirect_uri=CALLBACK + "?from=app")) == "invalid_grant"
+    assert (
+        error_of(redeem(server, code, verifier, redirect_uri=CALLBACK + "?from=app"))
+        == "invalid_grant"
+    )
 
 
 def test_another_client_cannot_redeem_the_code(server: FrontDoorServer) -> None:

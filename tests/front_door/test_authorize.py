@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -36,7 +35,9 @@ def authorize(server: FrontDoorServer, params: dict[str, str]) -> httpx.Response
         return start(browser, params)
 
 
-def redirected_error(response: httpx.Response, params: dict[str, str], server: FrontDoorServer) -> str:
+def redirected_error(
+    response: httpx.Response, params: dict[str, str], server: FrontDoorServer
+) -> str:
     """The error sent back to the redirect URI, with the request's state and our issuer."""
     assert response.status_code == 303, response.text
     location = response.headers["location"]
@@ -120,9 +121,16 @@ def test_a_repeated_parameter_is_an_error_page(server: FrontDoorServer) -> None:
         ({"code_challenge": "too-short"}, "invalid_request"),
         ({"response_mode": "fragment"}, "invalid_request"),
         ({"authorization_details": "not json"}, "invalid_authorization_details"),
-        ({"authorization_details": json.dumps([{"type": "unknown"}])}, "invalid_authorization_details"),
         (
-            {"authorization_details": json.dumps([{"type": "customer_records", "actions": ["delete"]}])},
+            {"authorization_details": json.dumps([{"type": "unknown"}])},
+            "invalid_authorization_details",
+        ),
+        (
+            {
+                "authorization_details": json.dumps(
+                    [{"type": "customer_records", "actions": ["delete"]}]
+                )
+            },
             "invalid_authorization_details",
         ),
         ({"authorization_details": "", "scope": "admin"}, "invalid_scope"),
@@ -216,4 +224,3 @@ def test_the_metadata_names_the_front_door(server: FrontDoorServer) -> None:
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     assert metadata["authorization_response_iss_parameter_supported"] is True
     assert "authorization_code" in metadata["grant_types_supported"]
-

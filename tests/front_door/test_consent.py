@@ -80,7 +80,9 @@ def test_each_entry_is_described_with_the_pdps_view_for_alice(server: FrontDoorS
 
 def test_a_scope_is_described_too(server: FrontDoorServer) -> None:
     with server.browser() as browser:
-        _, page = consent_page(server, browser, [], authorization_details="", scope="customer_records:read")
+        _, page = consent_page(
+            server, browser, [], authorization_details="", scope="customer_records:read"
+        )
     assert items(page) == [
         ("Read customer record (any), by scope customer_records:read", "allowed")
     ]

@@ -79,7 +79,10 @@ def test_failures_per_account_are_throttled_across_replicas(
     with front_door_server(server.folder, extra=THROTTLE) as replica:
         for target in (server, replica, server):
             with target.browser() as browser:
-                assert sign_in(browser, begin(target, browser), "manager-1", "guess").status_code == 401
+                assert (
+                    sign_in(browser, begin(target, browser), "manager-1", "guess").status_code
+                    == 401
+                )
         with replica.browser() as browser:
             refused = sign_in(browser, begin(replica, browser), "manager-1")
         assert refused.status_code == 429
@@ -190,7 +193,10 @@ def test_sign_out_ends_the_session(server: FrontDoorServer) -> None:
         assert browser.post("/sign-out", data={"csrf_token": "forged"}).status_code == 403
         out = browser.post("/sign-out", data={"csrf_token": token})
         assert out.status_code == 200 and "Signed out" in out.text
-        assert 'bridge_session=""' in out.headers["set-cookie"] or "Max-Age=0" in out.headers["set-cookie"]
+        assert (
+            'bridge_session=""' in out.headers["set-cookie"]
+            or "Max-Age=0" in out.headers["set-cookie"]
+        )
         assert browser.get("/signed-in").status_code == 401
 
 
