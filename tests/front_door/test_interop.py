@@ -19,8 +19,8 @@ from authlib.deprecate import AuthlibDeprecationWarning
 from tests.front_door.helpers import (
     CALLBACK,
     SECRETS,
-    b64url,
     FrontDoorServer,
+    b64url,
     consent,
     front_door_server,
     payment,
