@@ -92,6 +92,12 @@ def create_app(
             pdp,
             profiles,
         )
+        # People at /authorize (before the deferral installs, so the deferred grant stays
+        # last in the metadata).
+        if settings.front_door.enabled:
+            front_door = FrontDoor(settings, shared.store, oauth, shared.kek)
+            front_door_routes = front_door.routes()
+            chores += front_door.chores()
         # Deferred token requests file their access requests with the bridge's own service,
         # or, behind a remote PDP, with the service its requestable denials point at.
         deferrals = Deferrals(
@@ -105,10 +111,6 @@ def create_app(
         )
         handlers.update(deferrals.outbox_handlers())
         chores += deferrals.chores()
-        if settings.front_door.enabled:
-            front_door = FrontDoor(settings, shared.store, oauth, shared.kek)
-            front_door_routes = front_door.routes()
-            chores += front_door.chores()
     else:
         log.info("no PDP for token requests ([pdp] unset, no default store): OAuth is off")
     chores += ars.chores()
