@@ -33,7 +33,7 @@ from .person import Person
 
 COOKIE = "bridge_session"
 SECURE_COOKIE = "__Host-bridge_session"  # RFC 6265bis: Secure, Path=/, no Domain
-# A browser state without a sign-in lives as long as an interaction may.
+# Browsers keep cookies up to about 4 KB; anything longer was not written by us.
 _MAX_COOKIE_BYTES = 3800
 
 

@@ -112,10 +112,10 @@ def accounts_text(tables: dict[str, dict[str, object]]) -> str:
         out.append(f"\n[users.{json.dumps(name)}]\n")
         out.append(f"password_hash = {json.dumps(table['password_hash'])}\n")
         out.append(f"subject_type = {json.dumps(table.get('subject_type', 'user'))}\n")
-        properties = table.get("properties") or {}
-        if properties:
-            # JSON objects of strings, numbers and booleans are valid TOML inline tables.
-            items = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in properties.items())  # type: ignore[attr-defined]
+        properties = table.get("properties")
+        if isinstance(properties, dict) and properties:
+            # Strings, numbers and booleans in JSON are TOML values too.
+            items = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in properties.items())
             out.append(f"properties = {{ {items} }}\n")
     return "".join(out)
 
