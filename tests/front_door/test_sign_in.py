@@ -153,6 +153,14 @@ def test_the_cookie_is_httponly_lax_and_not_secure_over_http(server: FrontDoorSe
     assert "Secure" not in cookie and "Max-Age=" in cookie
 
 
+def test_a_sign_in_lasts_the_session_lifetime_at_most(server: FrontDoorServer) -> None:
+    with server.browser() as browser:
+        interaction = begin(server, browser)
+        cookie = sign_in(browser, interaction, "alice").headers["set-cookie"]
+    max_age = int(cookie.split("Max-Age=")[1].split(";")[0])
+    assert 0 < max_age <= 3600  # front_door.session_lifetime_seconds, from sign-in
+
+
 def test_over_https_the_cookie_is_secure_with_the_host_prefix(tmp_path: Path) -> None:
     with front_door_server(tmp_path, public_url="https://bridge.test") as server:
         _, challenge = pkce_pair()
