@@ -89,6 +89,7 @@ def test_started_together_on_an_empty_database(replicas: Cluster) -> None:
         (1,),
         (2,),
         (3,),
+        (4,),
     ]
     keys = replicas.rows("SELECT kid, retired_at FROM signing_keys")
     assert len(keys) == 1 and keys[0][1] is None  # one key made between the three
