@@ -167,6 +167,7 @@ def _load_everything(settings: Settings) -> _Loaded:
     else:
         if profiles is not None:
             problems += client_problems(registry.clients(), profiles, str(clients_file))
+    problems += users_cli.users_file_problems(settings)
     return _Loaded(problems, stores, profiles)
 
 

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..problems import Problem
 from ..settings import Settings
 from .local_accounts import HASHER, USER_NAME, UsersFileError, parse_users_text
 
@@ -85,6 +86,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     _write(path, accounts_text(tables))
     print(f"account {args.name!r} {'added to' if command == 'add' else 'updated in'} {path}")
     return 0
+
+
+def users_file_problems(settings: Settings) -> list[Problem]:
+    """What `bridge check` (and a start) refuses in the users file; a missing file is none."""
+    path = settings.resolve(settings.front_door.users_file)
+    if not settings.front_door.enabled or not path.exists():
+        return []
+    try:
+        parse_users_text(path.read_text(encoding="utf-8"), "")
+    except OSError as exc:
+        return [Problem(str(path), None, f"cannot read: {exc.strerror}")]
+    except UsersFileError as exc:
+        return [Problem(str(path), None, str(exc).removeprefix(": "))]
+    return []
 
 
 def _table(dumped: dict[str, object]) -> dict[str, object]:

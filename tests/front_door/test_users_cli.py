@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bridge.front_door.local_accounts import parse_users_text
+from tests.conftest import REPO
 from tests.front_door.helpers import (
     authorization_params,
     front_door_server,
@@ -71,3 +72,22 @@ def test_a_running_bridge_takes_a_new_password(tmp_path: Path) -> None:
             interaction = start(browser, authorization_params(challenge)).headers["location"]
             assert sign_in(browser, interaction, "alice", "demo-alice").status_code == 401
             assert sign_in(browser, interaction, "alice", "a-new-password").status_code == 303
+
+
+def test_bridge_check_reports_a_broken_users_file(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        '[stores.default]\npath = "%s"\n' % (REPO / "policies" / "default"), encoding="utf-8"
+    )
+    (tmp_path / "users.toml").write_text(
+        '[users.eve]\npassword_hash = "plain-text"\n', encoding="utf-8"
+    )
+    checked = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "check", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 1
+    assert "users.toml: users.eve: password_hash" in checked.stderr
+    assert "argon2id" in checked.stderr
