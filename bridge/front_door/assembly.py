@@ -54,6 +54,7 @@ class FrontDoor:
         self.sessions = Sessions(
             # Derived from the key-encryption key: every replica verifies every cookie.
             hmac.new(kek, b"front-door-session", hashlib.sha256).digest(),
+            store,
             secure=settings.server.public_url.startswith("https://"),
             session_lifetime=options.session_lifetime_seconds,
             state_lifetime=options.interaction_lifetime_seconds,

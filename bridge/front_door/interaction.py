@@ -13,7 +13,6 @@ from the session id, which sign-in rotates.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 
 from starlette.requests import Request
@@ -75,7 +74,7 @@ class Interactions:
     async def show(self, request: Request) -> Response:
         try:
             uid, state, asked = await self._interaction(request)
-            person = state.signed_in(time.time())
+            person = await self._sessions.person(state)
             if person is None:
                 return self._sign_in_page(uid, state, asked)
             return await self._consent_page(uid, state, asked, person)
@@ -113,7 +112,7 @@ class Interactions:
             form = await self._form(request)
             uid, state, _ = await self._interaction(request)
             self._check_csrf(state, form)
-            person = state.signed_in(time.time())
+            person = await self._sessions.person(state)
             if person is None:
                 raise _Stop(self._error("Your sign-in has ended. Start again.", 401))
             decision = form.get("decision")
@@ -153,6 +152,7 @@ class Interactions:
             if state is None:
                 raise _Stop(self._error("You are not signed in.", 400))
             self._check_csrf(state, form)
+            await self._sessions.end(state)
         except _Stop as stop:
             return stop.response
         response = self._pages.render("signed_out.html")
@@ -161,7 +161,7 @@ class Interactions:
 
     async def signed_in(self, request: Request) -> Response:
         state = self._sessions.read(request)
-        person = state.signed_in(time.time()) if state else None
+        person = await self._sessions.person(state) if state else None
         if state is None or person is None:
             return self._error("You are not signed in.", 401)
         return self._pages.render(

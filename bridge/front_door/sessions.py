@@ -8,7 +8,8 @@ key derived from the key-encryption key, so every replica reads it; `HttpOnly`,
 
 Sign-in rotates the session id (a cookie planted before sign-in never becomes a signed-in
 session: session fixation); the lifetime is bounded from sign-in and not extended by use.
-Sign-out clears the cookie.
+Sign-out clears the cookie and records the session id (hashed) in the store until the
+session would have ended, so a copy of the cookie is refused by every replica.
 
 The seam for sign-in methods is `establish_session(request, person)`: a method that has
 verified who the person is (a password, an upstream ID token) calls it and returns its
@@ -29,6 +30,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ..store.contract import EndedSessions
 from .person import Person
 
 COOKIE = "bridge_session"
@@ -57,9 +59,16 @@ class BrowserState:
 
 class Sessions:
     def __init__(
-        self, key: bytes, *, secure: bool, session_lifetime: float, state_lifetime: float
+        self,
+        key: bytes,
+        ended: EndedSessions,
+        *,
+        secure: bool,
+        session_lifetime: float,
+        state_lifetime: float,
     ) -> None:
         self._key = key
+        self._ended = ended
         self.secure = secure
         self.cookie_name = SECURE_COOKIE if secure else COOKIE
         self._session_lifetime = session_lifetime
@@ -119,6 +128,19 @@ class Sessions:
 
     # -- what the state allows --------------------------------------------------------------
 
+    async def person(self, state: BrowserState) -> Person | None:
+        """Who is signed in with this state: nobody once the session has ended (its time is
+        over, or someone signed out with it)."""
+        now = time.time()
+        person = state.signed_in(now)
+        if person is None or await self._ended.session_ended(_session_hash(state), now):
+            return None
+        return person
+
+    async def end(self, state: BrowserState) -> None:
+        if state.signed_in_until is not None:
+            await self._ended.end_session(_session_hash(state), state.signed_in_until)
+
     def signed_in_state(self, state: BrowserState, person: Person) -> BrowserState:
         """The state after sign-in: a new session id (so a new CSRF token), same browser."""
         return replace(
@@ -136,6 +158,10 @@ class Sessions:
 
     def _mac(self, data: bytes) -> bytes:
         return hmac.new(self._key, data, hashlib.sha256).digest()
+
+
+def _session_hash(state: BrowserState) -> str:
+    return hashlib.sha256(state.session_id.encode()).hexdigest()
 
 
 def _b64(data: bytes) -> str:

@@ -208,6 +208,21 @@ def test_sign_out_ends_the_session(server: FrontDoorServer) -> None:
         assert browser.get("/signed-in").status_code == 401
 
 
+def test_sign_out_ends_a_copy_of_the_cookie_at_every_replica(server: FrontDoorServer) -> None:
+    with front_door_server(server.folder, extra=THROTTLE) as replica, server.browser() as browser:
+        interaction = begin(server, browser)
+        sign_in(browser, interaction, "alice")
+        copied = dict(browser.cookies)
+        token = hidden(browser.get(interaction).text, "csrf_token")
+        assert browser.post("/sign-out", data={"csrf_token": token}).status_code == 200
+        # Whoever kept a copy of the signed-in cookie is signed out too, at either replica.
+        for target in (server, replica):
+            with httpx.Client(base_url=target.url, cookies=copied) as thief:
+                assert thief.get("/signed-in").status_code == 401
+                page = thief.get(interaction).text
+                assert 'name="password"' in page and "Allow" not in page
+
+
 def test_no_secret_appears_in_a_url(server: FrontDoorServer) -> None:
     """The password travels in a POST body; the pages' URLs carry only the interaction id,
     which is worthless without the browser's cookie (see the test above)."""

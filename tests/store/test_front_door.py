@@ -161,3 +161,18 @@ async def test_housekeeping_purges_what_has_expired(store: Store, backend: Backe
     assert live_request.id_hash in requests and old_request.id_hash not in requests
     assert live_code.code_hash in codes and old_code.code_hash not in codes
     assert backend.rows("SELECT key FROM login_failures") == []
+
+
+async def test_an_ended_session_is_seen_by_every_replica_until_it_would_have_ended(
+    backend: Backend,
+) -> None:
+    first, second = await backend.open(), await backend.open()
+    now = time.time()
+    session = unique("session")
+    assert not await second.session_ended(session, now)
+    await first.end_session(session, now + 60)
+    await first.end_session(session, now + 60)  # twice (two sign-out clicks) is fine
+    assert await second.session_ended(session, now)
+    assert not await second.session_ended(session, now + 61)
+    await second.purge_front_door(now + 61)
+    assert backend.rows("SELECT session_hash FROM ended_sessions") == []

@@ -63,6 +63,7 @@ SQLITE: dict[str, tuple[str, tuple[Any, ...]]] = {
     "authorization requests purge": (sq_front_door.DELETE_REQUESTS, (NOW,)),
     "authorization codes purge": (sq_front_door.DELETE_CODES, (NOW,)),
     "sign-in throttle purge": (sq_front_door.DELETE_LOGIN_WINDOWS, (NOW,)),
+    "ended sessions purge": (sq_front_door.DELETE_ENDED_SESSIONS, (NOW,)),
 }
 
 POSTGRES: dict[str, tuple[str, tuple[Any, ...]]] = {
@@ -87,6 +88,7 @@ POSTGRES: dict[str, tuple[str, tuple[Any, ...]]] = {
     "authorization requests purge": (pg_front_door.DELETE_REQUESTS, (NOW,)),
     "authorization codes purge": (pg_front_door.DELETE_CODES, (NOW,)),
     "sign-in throttle purge": (pg_front_door.DELETE_LOGIN_WINDOWS, (NOW,)),
+    "ended sessions purge": (pg_front_door.DELETE_ENDED_SESSIONS, (NOW,)),
 }
 # Statements whose ORDER BY the index must answer (no sort of every matching row).
 ORDERED = {"deferral by dedupe key", "inbox", "access requests due", "outbox claim", "remote claim"}

@@ -156,8 +156,7 @@ def test_bridge_db_status_and_migrate_on_postgres(fresh: PostgresDatabase, tmp_p
     assert f"database {without_password}" in status.stdout
     assert "schema version 0 (this bridge knows 4)" in status.stdout
     assert (
-        "pending 4: the front door: authorization requests, codes, sign-in throttle"
-        in status.stdout
+        "pending 4: the front door: requests, codes, sign-in throttle, sign-outs" in status.stdout
     )
     assert versions_or_none(fresh) is None  # status changes nothing
 

@@ -27,6 +27,7 @@ from .front_door import (
     AuthorizationRequestRecord,
     AuthorizationRequestStore,
     CodeUse,
+    EndedSessions,
     FrontDoorStore,
     LoginThrottle,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "CodeUse",
     "DeferralRecord",
     "DeferralStore",
+    "EndedSessions",
     "FrontDoorStore",
     "IdempotencyConflict",
     "IdempotencyRecord",

@@ -1,6 +1,6 @@
 """The front door's side of the store contract: authorization requests waiting for a person
-(pushed ones, RFC 9126, and interactions in progress), authorization codes, and the counters
-that throttle sign-in attempts.
+(pushed ones, RFC 9126, and interactions in progress), authorization codes, the counters
+that throttle sign-in attempts, and the sessions someone signed out of.
 
 Everything here is shared by replicas: a request pushed to one replica is used at another,
 a code is redeemed anywhere once, and a password guessed at five replicas counts five times.
@@ -102,8 +102,21 @@ class LoginThrottle(Protocol):
     async def clear_login_failures(self, key: str) -> None: ...
 
 
-class FrontDoorStore(AuthorizationRequestStore, AuthorizationCodeStore, LoginThrottle, Protocol):
+class EndedSessions(Protocol):
+    """Sessions live in signed cookies; sign-out records the session's id (hashed) here
+    until the session would have ended, so a copy of the cookie is refused at every
+    replica."""
+
+    async def end_session(self, session_hash: str, until: float) -> None: ...
+
+    async def session_ended(self, session_hash: str, now: float) -> bool: ...
+
+
+class FrontDoorStore(
+    AuthorizationRequestStore, AuthorizationCodeStore, LoginThrottle, EndedSessions, Protocol
+):
     async def purge_front_door(self, now: float) -> None:
-        """Delete expired requests, codes and throttle windows (housekeeping). A used code
-        is kept until it expires, so a second use within its life still revokes."""
+        """Delete expired requests, codes, throttle windows and ended sessions
+        (housekeeping). A used code is kept until it expires, so a second use within its
+        life still revokes."""
         ...

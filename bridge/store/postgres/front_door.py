@@ -19,6 +19,7 @@ _CODE_COLUMNS = (
 DELETE_REQUESTS = "DELETE FROM authorization_requests WHERE expires_at < %s"
 DELETE_CODES = "DELETE FROM authorization_codes WHERE expires_at < %s"
 DELETE_LOGIN_WINDOWS = "DELETE FROM login_failures WHERE window_ends_at < %s"
+DELETE_ENDED_SESSIONS = "DELETE FROM ended_sessions WHERE until < %s"
 
 
 class FrontDoorTables(PostgresBase):
@@ -149,7 +150,30 @@ class FrontDoorTables(PostgresBase):
         async with self.connection() as conn:
             await conn.execute("DELETE FROM login_failures WHERE key = %s", (key,))
 
+    # -- ended sessions ----------------------------------------------------------------------
+
+    async def end_session(self, session_hash: str, until: float) -> None:
+        async with self.connection() as conn:
+            await conn.execute(
+                "INSERT INTO ended_sessions (session_hash, until) VALUES (%s, %s) "
+                "ON CONFLICT (session_hash) DO NOTHING",
+                (session_hash, until),
+            )
+
+    async def session_ended(self, session_hash: str, now: float) -> bool:
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT 1 FROM ended_sessions WHERE session_hash = %s AND until > %s",
+                (session_hash, now),
+            )
+            return await cursor.fetchone() is not None
+
     async def purge_front_door(self, now: float) -> None:
         async with self.connection() as conn:
-            for statement in (DELETE_REQUESTS, DELETE_CODES, DELETE_LOGIN_WINDOWS):
+            for statement in (
+                DELETE_REQUESTS,
+                DELETE_CODES,
+                DELETE_LOGIN_WINDOWS,
+                DELETE_ENDED_SESSIONS,
+            ):
                 await conn.execute(statement, (now,))

@@ -146,13 +146,19 @@ _FRONT_DOOR = (
         key text PRIMARY KEY, failures integer NOT NULL,
         window_ends_at double precision NOT NULL)""",
     "CREATE INDEX login_failures_expiry ON login_failures (window_ends_at)",
+    "CREATE TABLE ended_sessions (session_hash text PRIMARY KEY, until double precision NOT NULL)",
+    "CREATE INDEX ended_sessions_expiry ON ended_sessions (until)",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "OAuth, outbox, deferral and access request tables", _FIRST),
     Migration(2, "deferrals.dedupe_key: a repeated deferred request finds its code", _DEDUPE_KEY),
     Migration(3, "indexes for every housekeeping statement", _HOUSEKEEPING_INDEXES),
-    Migration(4, "the front door: authorization requests, codes, sign-in throttle", _FRONT_DOOR),
+    Migration(
+        4,
+        "the front door: requests, codes, sign-in throttle, sign-outs",
+        _FRONT_DOOR,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

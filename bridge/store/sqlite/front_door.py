@@ -16,6 +16,7 @@ _CODE_COLUMNS = (
 DELETE_REQUESTS = "DELETE FROM authorization_requests WHERE expires_at < ?"
 DELETE_CODES = "DELETE FROM authorization_codes WHERE expires_at < ?"
 DELETE_LOGIN_WINDOWS = "DELETE FROM login_failures WHERE window_ends_at < ?"
+DELETE_ENDED_SESSIONS = "DELETE FROM ended_sessions WHERE until < ?"
 
 
 class FrontDoorTables(SQLiteBase):
@@ -176,10 +177,38 @@ class FrontDoorTables(SQLiteBase):
 
         await self._run(work)
 
+    # -- ended sessions ----------------------------------------------------------------------
+
+    async def end_session(self, session_hash: str, until: float) -> None:
+        def work() -> None:
+            with transaction(self.db):
+                self.db.execute(
+                    "INSERT INTO ended_sessions (session_hash, until) VALUES (?, ?) "
+                    "ON CONFLICT (session_hash) DO NOTHING",
+                    (session_hash, until),
+                )
+
+        await self._run(work)
+
+    async def session_ended(self, session_hash: str, now: float) -> bool:
+        def work() -> bool:
+            row = self.db.execute(
+                "SELECT 1 FROM ended_sessions WHERE session_hash = ? AND until > ?",
+                (session_hash, now),
+            ).fetchone()
+            return row is not None
+
+        return await self._run(work)
+
     async def purge_front_door(self, now: float) -> None:
         def work() -> None:
             with transaction(self.db):
-                for statement in (DELETE_REQUESTS, DELETE_CODES, DELETE_LOGIN_WINDOWS):
+                for statement in (
+                    DELETE_REQUESTS,
+                    DELETE_CODES,
+                    DELETE_LOGIN_WINDOWS,
+                    DELETE_ENDED_SESSIONS,
+                ):
                     self.db.execute(statement, (now,))
 
         await self._run(work)

@@ -151,6 +151,9 @@ _FRONT_DOOR = (
         key TEXT PRIMARY KEY, failures INTEGER NOT NULL, window_ends_at REAL NOT NULL)
         WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS login_failures_expiry ON login_failures (window_ends_at)",
+    """CREATE TABLE IF NOT EXISTS ended_sessions (
+        session_hash TEXT PRIMARY KEY, until REAL NOT NULL) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS ended_sessions_expiry ON ended_sessions (until)",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -159,7 +162,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         2, "deferrals.dedupe_key: a repeated deferred request finds its code", (), _add_dedupe_key
     ),
     Migration(3, "indexes for every housekeeping statement", _HOUSEKEEPING_INDEXES),
-    Migration(4, "the front door: authorization requests, codes, sign-in throttle", _FRONT_DOOR),
+    Migration(
+        4,
+        "the front door: requests, codes, sign-in throttle, sign-outs",
+        _FRONT_DOOR,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
