@@ -17,7 +17,7 @@ from ..oauth.clients import GRANT_AUTHORIZATION_CODE, Client, ClientRegistry
 from ..oauth.form import Form
 from ..oauth.requested_access import read_asked_access
 from ..rar.profiles import ProfileSet
-from .errors import NotRedirectable
+from .errors import NotRedirectable, RequestNotSupported
 from .pkce import check_challenge
 
 RESPONSE_MODES = ("query", "form_post")
@@ -89,6 +89,8 @@ def read_authorization_request(
     mode = form.get("response_mode") or "query"
     if mode not in RESPONSE_MODES:
         raise InvalidRequest(f"response_mode {mode} is not supported")
+    if "request" in form:
+        raise RequestNotSupported("request objects are not supported; push the request to /par")
     if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
         raise UnauthorizedClient("the client may not use the authorization code grant")
     state = form.get("state")

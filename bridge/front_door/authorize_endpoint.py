@@ -142,6 +142,8 @@ class AuthorizeEndpoint:
         uid = await begin_interaction(
             self._store, asked, state.browser_hash, self._config.interaction_lifetime
         )
-        response = RedirectResponse(f"/interaction/{uid}", status_code=303)
+        response = RedirectResponse(
+            f"/interaction/{uid}", status_code=303, headers={"Cache-Control": "no-store"}
+        )
         self._sessions.write(response, replace(state, interaction=uid))
         return response

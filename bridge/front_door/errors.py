@@ -22,6 +22,14 @@ class NotRedirectable(Exception):
         self.status = status
 
 
+class RequestNotSupported(OAuthError):
+    """RFC 9101 §7 (JWT-Secured Authorization Request): "The authorization server does not
+    support use of the request parameter." Refused rather than ignored: a client that
+    signed its request must not believe the signed version was used."""
+
+    error = "request_not_supported"
+
+
 class InvalidRequestURI(OAuthError):
     """RFC 9101 §7 (used by RFC 9126 §4): "The request_uri in the authorization request
     returns an error or contains invalid data." Pushed request URIs are single use and

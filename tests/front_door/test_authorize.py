@@ -138,6 +138,7 @@ def test_a_repeated_parameter_is_an_error_page(server: FrontDoorServer) -> None:
         ({"resource": "https://crm.example.com/#x"}, "invalid_target"),
         ({"resource": "not-a-uri"}, "invalid_target"),
         ({"dpop_jkt": "not-a-thumbprint"}, "invalid_request"),
+        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
     ],
 )
 def test_request_errors_go_back_with_state_and_iss(
