@@ -101,7 +101,7 @@ class Interactions:
                 )
             await self._throttle.succeeded(username)
             log.info("%s signed in (local account) for client %s", person.name, asked.client_id)
-            return await establish_session(request, person)
+            return await establish_session(request, person, interaction=uid)
         except _Stop as stop:
             return stop.response
 

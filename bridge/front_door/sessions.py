@@ -168,7 +168,9 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-async def establish_session(request: Request, person: Person) -> Response:
+async def establish_session(
+    request: Request, person: Person, *, interaction: str | None = None
+) -> Response:
     """The person is now signed in at this browser: rotate the session, remember them, and
     continue the interaction the browser is in (to consent), or show that they are signed in.
 
@@ -177,10 +179,15 @@ async def establish_session(request: Request, person: Person) -> Response:
         person = Person(name=claims["sub"], subject_type="user", properties={...},
                         method="oidc")
         return await establish_session(request, person)
+
+    `interaction` names the interaction to continue when the method knows it (the local
+    sign-in form posts to its own); by default the one the browser's cookie names.
     """
     sessions: Sessions = request.app.state.front_door_sessions
     state = sessions.read(request) or sessions.fresh()
     state = sessions.signed_in_state(state, person)
+    if interaction is not None:
+        state = replace(state, interaction=interaction)
     target = f"/interaction/{state.interaction}" if state.interaction else "/signed-in"
     response = RedirectResponse(target, status_code=303)
     sessions.write(response, state)

@@ -223,6 +223,14 @@ def test_sign_out_ends_a_copy_of_the_cookie_at_every_replica(server: FrontDoorSe
                 assert 'name="password"' in page and "Allow" not in page
 
 
+def test_sign_in_continues_the_interaction_it_was_made_for(server: FrontDoorServer) -> None:
+    with server.browser() as browser:
+        first = begin(server, browser)
+        second = begin(server, browser)  # another tab, started later
+        response = sign_in(browser, first, "alice")
+        assert response.headers["location"] == first != second
+
+
 def test_no_secret_appears_in_a_url(server: FrontDoorServer) -> None:
     """The password travels in a POST body; the pages' URLs carry only the interaction id,
     which is worthless without the browser's cookie (see the test above)."""
