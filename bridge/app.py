@@ -26,6 +26,7 @@ from .authzen.counting import CountedPDP
 from .authzen.remote import RemotePDP
 from .deferral.assembly import Deferrals
 from .demo_approvers import with_demo_issuer
+from .front_door.assembly import FrontDoor
 from .health import health_routes
 from .housekeeping import Chore, run_forever
 from .metrics_endpoint import RequestMetrics, metrics_routes
@@ -86,6 +87,8 @@ def create_app(
     chores: list[Chore] = []
     pdp = token_pdp(settings, pdps)
     oauth = None
+    front_door: FrontDoor | None = None
+    front_door_routes: list[BaseRoute] = []
     if pdp is not None:
         # A store's PDP counts its decisions already; a remote PDP's are counted here.
         deciding = CountedPDP(pdp, "remote") if isinstance(pdp, RemotePDP) else pdp
@@ -99,6 +102,12 @@ def create_app(
             deciding,
             profiles,
         )
+        # People at /authorize (before the deferral installs, so the deferred grant stays
+        # last in the metadata).
+        if settings.front_door.enabled:
+            front_door = FrontDoor(settings, shared.store, oauth, shared.kek)
+            front_door_routes = front_door.routes()
+            chores += front_door.chores()
         # Deferred token requests file their access requests with the bridge's own service,
         # or, behind a remote PDP, with the service its requestable denials point at.
         deferrals = Deferrals(
@@ -127,6 +136,7 @@ def create_app(
     routes: list[BaseRoute] = [
         *store_routes.pop("default", []),
         *oauth_routes,
+        *front_door_routes,
         *ars.routes(default_auth or PEPAuthSettings()),
         *(route for named in store_routes.values() for route in named),
         shared.jwks_route(),
@@ -161,6 +171,8 @@ def create_app(
     prefixes = [(prefix, "problem") for prefix in ars.path_prefixes]
     if oauth is not None:
         prefixes += [(r.path, "oauth") for r in oauth_routes if isinstance(r, Route)]
+        if front_door is not None:
+            prefixes.append(("/par", "oauth"))
     protocols = Protocols(prefixes)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -180,6 +192,8 @@ def create_app(
     app.state.holders = authzen.holders
     app.state.pdps = authzen.engines
     app.state.oauth = oauth
+    # The seam sign-in methods meet: front_door.sessions.establish_session reads it.
+    app.state.front_door_sessions = front_door.sessions if front_door is not None else None
     app.state.store = shared.store
     app.state.access_requests = ars
     app.state.outbox = worker

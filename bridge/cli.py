@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__, demo_approvers
 from .access_log import RedactQueryValues
 from .authzen.cedar.store import PolicyStore, StoreLoadError
+from .front_door import users_cli
 from .metrics_endpoint import MULTIPROCESS_ENVIRONMENT, token_problems
 from .oauth import clients_cli, keys_cli
 from .oauth.clients import ClientRegistry
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _config_option(check)
     clients_cli.register(commands)
+    users_cli.register(commands)
     keys_cli.register(commands)
     policy_cli.register(commands)
     demo_approvers.register(commands)
@@ -78,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.command == "clients":
         return clients_cli.run(args, settings)
+    if args.command == "users":
+        return users_cli.run(args, settings)
     if args.command == "keys":
         return keys_cli.run(args, settings)
     if args.command == "approvers":
@@ -174,6 +178,7 @@ def _load_everything(settings: Settings) -> _Loaded:
         if profiles is not None:
             problems += client_problems(registry.clients(), profiles, str(clients_file))
     problems += token_problems(settings)
+    problems += users_cli.users_file_problems(settings)
     return _Loaded(problems, stores, profiles)
 
 

@@ -347,6 +347,43 @@ class OAuthSettings(_Section):
     )
 
 
+class FrontDoorSettings(_Section):
+    """`/authorize`, `/par`, sign-in and consent: where people meet the bridge."""
+
+    enabled: bool = Field(
+        True, description="Serve `/authorize`, `/par`, sign-in and consent (needs OAuth on)."
+    )
+    users_file: Path = Field(
+        Path("users.toml"),
+        description="Local accounts (argon2id hashes), managed with `bridge users`.",
+    )
+    require_pushed_authorization_requests: bool = Field(
+        False,
+        description="Refuse `/authorize` without a `request_uri` from `/par`, for every client.",
+    )
+    request_uri_lifetime_seconds: int = Field(
+        60, ge=5, le=600, description="How long a pushed request's `request_uri` lives."
+    )
+    code_lifetime_seconds: int = Field(
+        60, ge=5, le=60, description="Authorization code lifetime (RFC 9700: short; at most 60)."
+    )
+    interaction_lifetime_seconds: int = Field(
+        600, ge=60, description="How long a person has to sign in and consent to one request."
+    )
+    session_lifetime_seconds: int = Field(
+        3600, ge=60, le=86_400, description="A sign-in session's lifetime; not extended by use."
+    )
+    sign_in_window_seconds: int = Field(
+        900, ge=10, description="Window in which failed sign-ins are counted."
+    )
+    max_failures_per_account: int = Field(
+        5, ge=1, description="Failed sign-ins per account in a window before it is refused."
+    )
+    max_failures_per_address: int = Field(
+        20, ge=1, description="Failed sign-ins per client address in a window before refusal."
+    )
+
+
 class AccessRequestSettings(_Section):
     """The embedded access request service (ARAP) and its approvers."""
 
@@ -440,6 +477,7 @@ class Settings(_Section):
     )
     pdp: PDPSettings = Field(default_factory=PDPSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    front_door: FrontDoorSettings = Field(default_factory=FrontDoorSettings)
     access_requests: AccessRequestSettings = Field(default_factory=AccessRequestSettings)
     deferral: DeferralSettings = Field(default_factory=DeferralSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)

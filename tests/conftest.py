@@ -108,6 +108,7 @@ def write_demo_config(
     bridge.toml, and no state of `make run`, reaches the tests."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REPO / "clients.toml", folder / "clients.toml")
+    shutil.copyfile(REPO / "users.toml", folder / "users.toml")
     server = ['host = "127.0.0.1"', f"public_url = {json.dumps(public_url)}"]
     if port is not None:
         server.insert(1, f"port = {port}")

@@ -25,6 +25,7 @@ from bridge.authzen.routes import StoreEndpoints
 from bridge.deferral.extension import DeferredResponses
 from bridge.deferral.models import GRANT_DEFERRED
 from bridge.errors import OAuthError
+from bridge.front_door.metadata import PAR_PATH, FrontDoorMetadata
 from bridge.oauth.metadata import (
     INTROSPECTION_PATH,
     REVOCATION_PATH,
@@ -37,7 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 DESCRIPTION = REPO / "openapi" / "bridge.json"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # These answer RFC 6749 errors; routing (405) and faults (500) answer in the bridge's shape.
-OAUTH_ENDPOINTS = {TOKEN_PATH, INTROSPECTION_PATH, REVOCATION_PATH}
+OAUTH_ENDPOINTS = {TOKEN_PATH, INTROSPECTION_PATH, REVOCATION_PATH, PAR_PATH}
+# The front door's pages answer HTML, errors included; routing (405) in the bridge's shape.
+PAGE_ENDPOINTS = ("/authorize", "/interaction", "/sign-out", "/signed-in", "/pages")
 # These answer RFC 9457 problems; routing (405) answers in the bridge's shape.
 PROBLEM_ENDPOINTS = (f"{API_PATH}/requests", f"{API_PATH}/approvals")
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -197,6 +200,9 @@ def test_every_response_carries_request_id_and_errors_share_one_shape(
                 schema = response["content"]["application/problem+json"]["schema"]
                 assert schema == PROBLEM, (path, method, status)
                 continue
+            if path.startswith(PAGE_ENDPOINTS) and status != "405":
+                assert set(response["content"]) == {"text/html"}, (path, method, status)
+                continue
             schema = response["content"]["application/json"]["schema"]
             if path not in OAUTH_ENDPOINTS or status == "405":
                 assert schema == ERROR, (path, method, status)
@@ -225,7 +231,8 @@ def test_api_operations_list_the_transport_errors(document: dict[str, Any]) -> N
 def test_oauth_operations_list_the_transport_errors(document: dict[str, Any]) -> None:
     for path in OAUTH_ENDPOINTS:
         statuses = set(document["paths"][path]["post"]["responses"])
-        assert {"200", "400", "401", "405", "413", "500"} <= statuses, path
+        success = "201" if path == PAR_PATH else "200"  # RFC 9126 §2.2: Created
+        assert {success, "400", "401", "405", "413", "500"} <= statuses, path
 
 
 def test_oauth_error_codes_are_the_bridges(document: dict[str, Any]) -> None:
@@ -263,7 +270,8 @@ def test_oauth_metadata_schema_lists_the_members_the_bridge_sends(
 ) -> None:
     def sent(*, deferred: bool) -> set[str]:
         # The deferral extension's metadata needs none of its services.
-        extensions = [DeferredResponses(None, None)] if deferred else []  # type: ignore[arg-type]
+        front_door = FrontDoorMetadata("https://bridge.example.com", False)
+        extensions = [front_door, DeferredResponses(None, None)] if deferred else [front_door]  # type: ignore[list-item]
         grants = ["client_credentials", GRANT_DEFERRED] if deferred else ["client_credentials"]
         return set(
             authorization_server_metadata(

@@ -133,7 +133,8 @@ def test_client_credentials_for_a_public_client(server: OAuthServer) -> None:
 # -- unsupported_grant_type ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("grant_type", ["password", "authorization_code", "urn:example:custom"])
+# `authorization_code` is served (the front door): a client without it is unauthorized_client.
+@pytest.mark.parametrize("grant_type", ["password", "implicit", "urn:example:custom"])
 def test_unsupported_grant_type(server: OAuthServer, grant_type: str) -> None:
     form = CLIENT_CREDENTIALS | {"grant_type": grant_type}
     assert_oauth_error(server.token(form), "unsupported_grant_type")

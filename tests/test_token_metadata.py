@@ -50,6 +50,7 @@ def test_endpoints_are_served_where_metadata_says(
 
 def test_grant_types(metadata: dict[str, Any]) -> None:
     assert set(metadata["grant_types_supported"]) == {
+        "authorization_code",
         "client_credentials",
         TOKEN_EXCHANGE,
         JWT_BEARER,

@@ -77,7 +77,9 @@ def test_refresh_is_re_evaluated_against_the_current_policy(server: OAuthServer)
     token = first_grant(server, read_details("c-1"))["refresh_token"]
     policies = server.policies / "policies.cedar"
     original = policies.read_text(encoding="utf-8")
-    narrowed = original.replace('["demo-agent", "demo-public"]', '["demo-public"]')
+    narrowed = original.replace(
+        '["demo-agent", "demo-public", "demo-web"]', '["demo-public", "demo-web"]'
+    )
     assert narrowed != original
     try:
         policies.write_text(narrowed, encoding="utf-8")

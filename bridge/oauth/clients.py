@@ -42,8 +42,14 @@ GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 GRANT_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GRANT_REFRESH_TOKEN = "refresh_token"
 GRANT_DEFERRED = "urn:ietf:params:oauth:grant-type:deferred"
+GRANT_AUTHORIZATION_CODE = "authorization_code"
+# The grants of the front channel: a person signs in and consents, and the code is bound to
+# the PKCE verifier the client holds. A public client limited to these needs no DPoP: nothing
+# it presents is a bearer credential someone else could have obtained (no subject tokens).
+FRONT_CHANNEL_GRANTS = frozenset({GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, GRANT_DEFERRED})
 
 GrantType = Literal[
+    "authorization_code",
     "client_credentials",
     "urn:ietf:params:oauth:grant-type:token-exchange",
     "urn:ietf:params:oauth:grant-type:jwt-bearer",
@@ -135,6 +141,16 @@ class ClientSettings(BaseModel):
             "https URL for deferred-token ping notifications (loopback http for local testing)."
         ),
     )
+    redirect_uris: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Where `/authorize` may send the user back, matched exactly (https, or loopback "
+            "http for native and local clients); needed for `authorization_code`."
+        ),
+    )
+    require_pushed_authorization_requests: bool = Field(
+        False, description="Refuse `/authorize` without a `request_uri` from `/par` (RFC 9126)."
+    )
     enabled: bool = Field(True, description="A disabled client fails authentication.")
     description: str = Field("", description="Free text for operators.")
 
@@ -145,6 +161,20 @@ class ClientSettings(BaseModel):
             if not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", scope):
                 raise ValueError(f"{scope!r} is not a scope token (RFC 6749 §3.3)")
         return scopes
+
+    @field_validator("redirect_uris")
+    @classmethod
+    def _redirect_uris(cls, uris: list[str]) -> list[str]:
+        for uri in uris:
+            # RFC 6749 §3.1.2: absolute, no fragment; RFC 9700 §2.1: compared exactly, so
+            # no pattern or wildcard is registrable; §4.1.1 wants https or loopback.
+            if not is_uri(uri) or "#" in uri or "*" in uri:
+                raise ValueError(f"{uri!r} is not an absolute URI without a fragment")
+            if not re.match(
+                r"^(https://[^/?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?)([/?]|$)", uri
+            ):
+                raise ValueError(f"{uri!r} must be https (or loopback http)")
+        return uris
 
     @field_validator("jwks_uri")
     @classmethod
@@ -199,11 +229,16 @@ class ClientSettings(BaseModel):
         elif self.jwks is not None or self.jwks_uri is not None:
             raise ValueError(f"auth_method {method!r} takes no jwks or jwks_uri")
         if method == "none":
-            if not self.require_dpop:
-                raise ValueError("a public client (auth_method 'none') needs require_dpop = true")
+            if not self.require_dpop and not set(self.grant_types) <= FRONT_CHANNEL_GRANTS:
+                raise ValueError(
+                    "a public client (auth_method 'none') needs require_dpop = true, unless "
+                    "it uses only authorization_code, refresh_token and the deferred grant"
+                )
             # RFC 6749 §4.4: client_credentials is for confidential clients only.
             if GRANT_CLIENT_CREDENTIALS in self.grant_types:
                 raise ValueError("a public client cannot use client_credentials")
+        if GRANT_AUTHORIZATION_CODE in self.grant_types and not self.redirect_uris:
+            raise ValueError("grant type authorization_code needs redirect_uris")
         if self.refresh_tokens and GRANT_REFRESH_TOKEN not in self.grant_types:
             raise ValueError("refresh_tokens = true needs 'refresh_token' in grant_types")
         return self

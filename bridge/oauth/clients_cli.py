@@ -83,6 +83,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="scope it may request (repeatable)",
     )
+    add.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="where /authorize may send users back, matched exactly (repeatable)",
+    )
+    add.add_argument(
+        "--require-par",
+        action="store_true",
+        help="refuse /authorize without a request_uri from /par",
+    )
     add.add_argument("--dpop", action="store_true", help="require DPoP proofs")
     add.add_argument("--refresh-tokens", action="store_true", help="issue refresh tokens")
     keys = add.add_mutually_exclusive_group()
@@ -154,6 +166,8 @@ def _add(path: Path, args: argparse.Namespace, profiles: ProfileSet) -> int:
         "token_lifetime_seconds": args.lifetime,
         "jwks_uri": args.jwks_uri,
         "notification_endpoint": args.notification_endpoint,
+        "redirect_uris": args.redirect_uri,
+        "require_pushed_authorization_requests": args.require_par,
         "description": args.description,
     }
     if secret is not None:

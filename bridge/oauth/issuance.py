@@ -112,7 +112,7 @@ class Issuer:
                 raise InvalidGrant("the refresh token is not valid")
             family, expires_at = previous.family_id, previous.expires_at
         elif client.refresh_tokens and grant_type != CLIENT_CREDENTIALS:
-            family = secrets.token_urlsafe(16)
+            family = principal.family_id or secrets.token_urlsafe(16)
             expires_at = now + self._settings.oauth.refresh_token_lifetime_seconds
         else:
             return None

@@ -54,6 +54,28 @@ def read_requested_access(
     max_entries: int,
     max_evaluations: int,
 ) -> RequestedAccess:
+    return read_asked_access(
+        form,
+        client,
+        profiles,
+        max_entries=max_entries,
+        max_evaluations=max_evaluations,
+        principal=principal,
+    )
+
+
+def read_asked_access(
+    form: Form,
+    client: Client,
+    profiles: ProfileSet,
+    *,
+    max_entries: int,
+    max_evaluations: int,
+    principal: Principal | None = None,
+) -> RequestedAccess:
+    """What is asked for, checked against the client (and, on refresh, against what the
+    principal was granted). Also read by the authorization endpoint, before anyone is
+    signed in: the same rules at `/authorize`, `/par` and `/token` (RFC 9396 §3)."""
     raw_details = form.get("authorization_details")
     details = (
         parse_authorization_details(
@@ -77,7 +99,7 @@ def read_requested_access(
             raise InvalidScope(f"scope {value} is not allowed for this client")
     resource = [_resource_indicator(value) for value in form.all("resource")]
 
-    if principal.refresh is not None:
+    if principal is not None and principal.refresh is not None:
         granted = principal.granted_details or []
         if raw_details is None:
             details = granted

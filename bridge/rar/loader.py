@@ -16,12 +16,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from ..problems import Problem, ProblemsError
+from .describe import template_problem
 from .json_lines import JSONPath, MemberLines, dotted, member_lines
 from .profile_members import MemberChecker
 from .profiles import Profile, ProfileSet
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
-_PROFILE_MEMBERS = ("type", "description", "schema", "authzen", "scopes")
+_PROFILE_MEMBERS = ("type", "description", "schema", "authzen", "scopes", "describe")
 _MAX_MESSAGE = 300
 
 
@@ -105,6 +106,7 @@ class _FileChecker(MemberChecker):
         schema = self.schema(data.get("schema"))
         authzen = self.authzen(data.get("authzen"), schema)
         scopes = self.scopes(data.get("scopes"), type_, authzen)
+        describe = self.describe(data.get("describe"))
         if type_ is None or description is None or schema is None or authzen is None:
             return None
         return Profile(
@@ -115,7 +117,27 @@ class _FileChecker(MemberChecker):
             scopes=scopes,
             file=self.file,
             validator=Draft202012Validator(schema),
+            describe=describe,
         )
+
+    def describe(self, raw: Any) -> dict[str, str]:
+        """`describe`: action → sentence template (`rar.describe`)."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.problem(("describe",), "must be an object of action: sentence template")
+            return {}
+        found: dict[str, str] = {}
+        for action, template in raw.items():
+            if not isinstance(template, str) or not template:
+                self.problem(("describe", action), "must be a non-empty string")
+                continue
+            problem = template_problem(template)
+            if problem is not None:
+                self.problem(("describe", action), problem)
+                continue
+            found[action] = template
+        return found
 
     def schema(self, schema: Any) -> dict[str, Any] | None:
         if schema is None:

@@ -70,6 +70,8 @@ class Profile:
     scopes: Mapping[str, ScopeMapping]
     file: str
     validator: Draft202012Validator = field(compare=False, repr=False)
+    # action → sentence template for people (`rar.describe`); may be empty.
+    describe: Mapping[str, str] = field(default_factory=dict)
 
 
 class ProfileSet:

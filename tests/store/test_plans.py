@@ -22,12 +22,14 @@ import pytest
 from bridge.store.contract.deferrals import FINAL, LIVE, PENDING
 from bridge.store.postgres import PostgresStore, Target
 from bridge.store.postgres import deferrals as pg_deferrals
+from bridge.store.postgres import front_door as pg_front_door
 from bridge.store.postgres import outbox as pg_outbox
 from bridge.store.postgres import remote_tasks as pg_remote
 from bridge.store.postgres import store as pg_store
 from bridge.store.postgres import tasks as pg_tasks
 from bridge.store.sqlite import SQLiteStore
 from bridge.store.sqlite import deferrals as sq_deferrals
+from bridge.store.sqlite import front_door as sq_front_door
 from bridge.store.sqlite import outbox as sq_outbox
 from bridge.store.sqlite import remote_tasks as sq_remote
 from bridge.store.sqlite import store as sq_store
@@ -58,6 +60,10 @@ SQLITE: dict[str, tuple[str, tuple[Any, ...]]] = {
     "remote purge": (sq_remote.DELETE_OLD, (NOW, "pending")),
     "replay sweep": (sq_store.DELETE_USED_VALUES, (NOW,)),
     "revoked tokens sweep": (sq_store.DELETE_REVOKED_TOKENS, (NOW,)),
+    "authorization requests purge": (sq_front_door.DELETE_REQUESTS, (NOW,)),
+    "authorization codes purge": (sq_front_door.DELETE_CODES, (NOW,)),
+    "sign-in throttle purge": (sq_front_door.DELETE_LOGIN_WINDOWS, (NOW,)),
+    "ended sessions purge": (sq_front_door.DELETE_ENDED_SESSIONS, (NOW,)),
 }
 
 POSTGRES: dict[str, tuple[str, tuple[Any, ...]]] = {
@@ -79,6 +85,10 @@ POSTGRES: dict[str, tuple[str, tuple[Any, ...]]] = {
     "remote purge": (pg_remote.DELETE_OLD, (NOW, "pending")),
     "replay sweep": (pg_store.DELETE_USED_VALUES, (NOW,)),
     "revoked tokens sweep": (pg_store.DELETE_REVOKED_TOKENS, (NOW,)),
+    "authorization requests purge": (pg_front_door.DELETE_REQUESTS, (NOW,)),
+    "authorization codes purge": (pg_front_door.DELETE_CODES, (NOW,)),
+    "sign-in throttle purge": (pg_front_door.DELETE_LOGIN_WINDOWS, (NOW,)),
+    "ended sessions purge": (pg_front_door.DELETE_ENDED_SESSIONS, (NOW,)),
 }
 # Statements whose ORDER BY the index must answer (no sort of every matching row).
 ORDERED = {"deferral by dedupe key", "inbox", "access requests due", "outbox claim", "remote claim"}

@@ -49,6 +49,9 @@ class Principal:
     granted_scope: list[str] | None = None
     granted_resource: list[str] | None = None
     refresh: RefreshContext | None = None
+    # The refresh token family a first grant starts, when its grant must know it (a code's
+    # second use revokes the family its first use started, RFC 6749 §4.1.2).
+    family_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,16 @@ from .access_requests import (
     TaskStore,
 )
 from .deferrals import DeferralRecord, DeferralStore, PingBuilder
+from .front_door import (
+    AuthorizationCodeRecord,
+    AuthorizationCodeStore,
+    AuthorizationRequestRecord,
+    AuthorizationRequestStore,
+    CodeUse,
+    EndedSessions,
+    FrontDoorStore,
+    LoginThrottle,
+)
 from .leases import LeaseStore
 from .oauth import (
     RefreshTokenRecord,
@@ -44,6 +54,7 @@ class Store(
     RemoteTaskStore,
     OutboxStore,
     LeaseStore,
+    FrontDoorStore,
     Protocol,
 ):
     """All of it, with the connection's life: what `app` opens at start and closes at the
@@ -62,12 +73,20 @@ class Store(
 
 __all__ = [
     "ApprovalRecord",
+    "AuthorizationCodeRecord",
+    "AuthorizationCodeStore",
+    "AuthorizationRequestRecord",
+    "AuthorizationRequestStore",
     "BindingReused",
+    "CodeUse",
     "DeferralRecord",
     "DeferralStore",
+    "EndedSessions",
+    "FrontDoorStore",
     "IdempotencyConflict",
     "IdempotencyRecord",
     "LeaseStore",
+    "LoginThrottle",
     "OutboxEntry",
     "OutboxRow",
     "OutboxStore",

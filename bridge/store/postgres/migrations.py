@@ -132,12 +132,37 @@ _HOUSEKEEPING_INDEXES = (
 # Named leases (store.contract.leases); the primary key is the only lookup.
 _LEASES = """CREATE TABLE leases (
     name text PRIMARY KEY, holder text NOT NULL, expires_at double precision NOT NULL)"""
+# The same front door tables as SQLite's version 5.
+_FRONT_DOOR = (
+    """CREATE TABLE authorization_requests (
+        id_hash text PRIMARY KEY, kind text NOT NULL, client_id text NOT NULL,
+        parameters text NOT NULL, created_at double precision NOT NULL,
+        expires_at double precision NOT NULL, browser_hash text, used_at double precision)""",
+    "CREATE INDEX authorization_requests_expiry ON authorization_requests (expires_at)",
+    """CREATE TABLE authorization_codes (
+        code_hash text PRIMARY KEY, client_id text NOT NULL, grant_json text NOT NULL,
+        issued_at double precision NOT NULL, expires_at double precision NOT NULL,
+        used_at double precision, reused_at double precision, refresh_family_id text,
+        access_token_jti text, access_token_expires_at double precision)""",
+    "CREATE INDEX authorization_codes_expiry ON authorization_codes (expires_at)",
+    """CREATE TABLE login_failures (
+        key text PRIMARY KEY, failures integer NOT NULL,
+        window_ends_at double precision NOT NULL)""",
+    "CREATE INDEX login_failures_expiry ON login_failures (window_ends_at)",
+    "CREATE TABLE ended_sessions (session_hash text PRIMARY KEY, until double precision NOT NULL)",
+    "CREATE INDEX ended_sessions_expiry ON ended_sessions (until)",
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "OAuth, outbox, deferral and access request tables", _FIRST),
     Migration(2, "deferrals.dedupe_key: a repeated deferred request finds its code", _DEDUPE_KEY),
     Migration(3, "indexes for every housekeeping statement", _HOUSEKEEPING_INDEXES),
     Migration(4, "leases: work one process does for all (housekeeping)", (_LEASES,)),
+    Migration(
+        5,
+        "the front door: requests, codes, sign-in throttle, sign-outs",
+        _FRONT_DOOR,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -12,6 +12,7 @@ import time
 from ..contract.oauth import RefreshTokenRecord, SigningKeyRecord
 from .connection import Connection, PoolBounds, Target
 from .deferrals import DeferralTables
+from .front_door import FrontDoorTables
 from .leases import LeaseTables
 from .outbox import OutboxTables
 from .remote_tasks import RemoteTaskTables
@@ -39,7 +40,9 @@ FAMILY_LOCK = 0x72667273  # "rfrs"
 _LOCK_KEYS = "LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"
 
 
-class PostgresStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables, LeaseTables):
+class PostgresStore(
+    DeferralTables, FrontDoorTables, TaskTables, RemoteTaskTables, OutboxTables, LeaseTables
+):
     def __init__(
         self, target: Target, *, pool: PoolBounds | None = None, migrate: bool = True
     ) -> None:

@@ -135,6 +135,29 @@ _HOUSEKEEPING_INDEXES = (
 # Named leases (store.contract.leases); the primary key is the only lookup.
 _LEASES = """CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL)"""
+# The front door: authorization requests (pushed, or waiting for a person), codes, and the
+# sign-in throttle's windows; each with the index its housekeeping purge uses.
+_FRONT_DOOR = (
+    """CREATE TABLE IF NOT EXISTS authorization_requests (
+        id_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, client_id TEXT NOT NULL,
+        parameters TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,
+        browser_hash TEXT, used_at REAL) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS authorization_requests_expiry "
+    "ON authorization_requests (expires_at)",
+    """CREATE TABLE IF NOT EXISTS authorization_codes (
+        code_hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, grant_json TEXT NOT NULL,
+        issued_at REAL NOT NULL, expires_at REAL NOT NULL, used_at REAL, reused_at REAL,
+        refresh_family_id TEXT, access_token_jti TEXT, access_token_expires_at REAL)
+        WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS authorization_codes_expiry ON authorization_codes (expires_at)",
+    """CREATE TABLE IF NOT EXISTS login_failures (
+        key TEXT PRIMARY KEY, failures INTEGER NOT NULL, window_ends_at REAL NOT NULL)
+        WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS login_failures_expiry ON login_failures (window_ends_at)",
+    """CREATE TABLE IF NOT EXISTS ended_sessions (
+        session_hash TEXT PRIMARY KEY, until REAL NOT NULL) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS ended_sessions_expiry ON ended_sessions (until)",
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "OAuth, outbox, deferral and access request tables", _FIRST),
@@ -143,6 +166,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(3, "indexes for every housekeeping statement", _HOUSEKEEPING_INDEXES),
     Migration(4, "leases: work one process does for all (housekeeping)", (_LEASES,)),
+    Migration(
+        5,
+        "the front door: requests, codes, sign-in throttle, sign-outs",
+        _FRONT_DOOR,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

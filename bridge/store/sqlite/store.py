@@ -10,6 +10,7 @@ from pathlib import Path
 from ..contract.oauth import RefreshTokenRecord, SigningKeyRecord
 from .connection import transaction
 from .deferrals import DeferralTables
+from .front_door import FrontDoorTables
 from .leases import LeaseTables
 from .outbox import OutboxTables
 from .remote_tasks import RemoteTaskTables
@@ -21,7 +22,9 @@ DELETE_USED_VALUES = "DELETE FROM used_values WHERE expires_at < ?"
 DELETE_REVOKED_TOKENS = "DELETE FROM revoked_access_tokens WHERE expires_at < ?"
 
 
-class SQLiteStore(DeferralTables, TaskTables, RemoteTaskTables, OutboxTables, LeaseTables):
+class SQLiteStore(
+    DeferralTables, FrontDoorTables, TaskTables, RemoteTaskTables, OutboxTables, LeaseTables
+):
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
         super().__init__(path, migrate=migrate)
         self._writes = 0

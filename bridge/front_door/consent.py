@@ -1,0 +1,76 @@
+"""What the consent page says: each thing the client asks for, in the words its profile
+declares (`rar.describe`), with the PDP's view of it for this person and this client,
+asked in one batch: allowed; needs an approval (from the policy's `@approval` template);
+or not possible. The PDP decides again at `/token`: this is a preview, not a grant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..authzen.models import Decision, requestable_denial
+from ..oauth.access_decision import AccessDecision
+from ..rar.describe import describe
+from ..rar.profiles import ProfileSet
+from ..rar.translate import PlannedEvaluation, TokenRequestContext, plan_evaluations
+from .authorization_request import AuthorizationRequest
+from .person import Person, subject_for
+
+Verdict = Literal["allowed", "approval", "denied"]
+
+
+@dataclass(frozen=True)
+class ConsentItem:
+    text: str
+    verdict: Verdict
+    verdict_text: str
+
+
+class ConsentView:
+    def __init__(self, profiles: ProfileSet, decision: AccessDecision, max_evaluations: int):
+        self._profiles = profiles
+        self._decision = decision
+        self._max_evaluations = max_evaluations
+
+    async def items(self, request: AuthorizationRequest, person: Person) -> list[ConsentItem]:
+        context = TokenRequestContext(
+            subject=subject_for(person, request.client_id),
+            client_id=request.client_id,
+            dpop_jkt=request.dpop_jkt,
+            resource=request.resource,
+        )
+        planned = plan_evaluations(
+            request.authorization_details,
+            request.scope,
+            context,
+            self._profiles,
+            max_evaluations=self._max_evaluations,
+        )
+        decisions = await self._decision.decide(planned)
+        return [
+            ConsentItem(self._text(request, item), *_verdict(decision))
+            for item, decision in zip(planned, decisions, strict=True)
+        ]
+
+    def _text(self, request: AuthorizationRequest, item: PlannedEvaluation) -> str:
+        resource = item.request.resource
+        if item.source == "scope":
+            # A scope names no one resource: its profile's words, for any of them.
+            mapping = self._profiles.scope(item.scope or "")
+            profile = self._profiles.get(mapping.profile_type) if mapping else None
+            words = describe(profile, {}, item.action, resource.type, "(any)")
+            return f"{words}, by scope {item.scope}"
+        entry = request.authorization_details[item.entry_index or 0]
+        profile = self._profiles.get(entry["type"])
+        return describe(profile, entry, item.action, resource.type, resource.id)
+
+
+def _verdict(decision: Decision) -> tuple[Verdict, str]:
+    if decision.decision:
+        return "allowed", "Allowed by the policy."
+    if decision.requestable is not None:
+        return "approval", f"Needs an approval first, from: {decision.requestable}."
+    if requestable_denial(decision):
+        return "approval", "Needs an approval first."
+    return "denied", "Not possible: the policy does not allow it."

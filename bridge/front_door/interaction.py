@@ -1,0 +1,252 @@
+"""The pages between `/authorize` and the redirect back: sign-in, consent, sign-out.
+
+    GET  /interaction/{uid}           sign-in form, or consent once signed in
+    POST /interaction/{uid}/sign-in   local accounts: CSRF → throttle → password → session
+    POST /interaction/{uid}/consent   CSRF → signed in → used once → code, or access_denied
+    POST /sign-out                    CSRF → cookie cleared
+
+An interaction belongs to the browser that started it (its cookie's browser id); from any
+other browser its URL shows only an error page. Every form carries a CSRF token derived
+from the session id, which sign-in rotates.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..authzen.errors import PDPError
+from ..errors import AccessDenied, InvalidRequest, OAuthError
+from ..oauth.clients import ClientRegistry
+from ..oauth.form import Form, read_form
+from ..store.contract import FrontDoorStore
+from ..web.pages import Pages
+from .authorization_codes import issue_code
+from .authorization_request import AuthorizationRequest
+from .authorization_response import origin_of, send_back, send_error_back
+from .authorize_endpoint import FrontDoorConfig
+from .consent import ConsentView
+from .local_accounts import LocalAccounts
+from .person import Person
+from .pushed_requests import end_interaction, find_interaction
+from .sessions import BrowserState, Sessions, establish_session
+from .sign_in_throttle import SignInThrottle
+
+log = logging.getLogger("bridge.front_door.interaction")
+
+GENERIC_SIGN_IN_ERROR = "The user name or the password is not right."
+THROTTLED = "Too many failed sign-ins. Wait a few minutes and try again."
+
+
+class _Stop(Exception):
+    """Answer with this page instead."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+class Interactions:
+    def __init__(
+        self,
+        config: FrontDoorConfig,
+        store: FrontDoorStore,
+        registry: ClientRegistry,
+        sessions: Sessions,
+        pages: Pages,
+        accounts: LocalAccounts,
+        throttle: SignInThrottle,
+        consent: ConsentView,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._registry = registry
+        self._sessions = sessions
+        self._pages = pages
+        self._accounts = accounts
+        self._throttle = throttle
+        self._consent = consent
+
+    # -- GET /interaction/{uid} ---------------------------------------------------------
+
+    async def show(self, request: Request) -> Response:
+        try:
+            uid, state, asked = await self._interaction(request)
+            person = await self._sessions.person(state)
+            if person is None:
+                return self._sign_in_page(uid, state, asked)
+            return await self._consent_page(uid, state, asked, person)
+        except _Stop as stop:
+            return stop.response
+
+    # -- POST /interaction/{uid}/sign-in ------------------------------------------------
+
+    async def sign_in(self, request: Request) -> Response:
+        try:
+            form = await self._form(request)
+            uid, state, asked = await self._interaction(request)
+            self._check_csrf(state, form)
+            username = (form.get("username") or "").strip()
+            password = form.get("password") or ""
+            address = request.client.host if request.client else "unknown"
+            if await self._throttle.refused(username, address):
+                return self._sign_in_page(uid, state, asked, THROTTLED, username, status=429)
+            person = self._accounts.verify(username, password) if username and password else None
+            if person is None:
+                await self._throttle.failed(username, address)
+                return self._sign_in_page(
+                    uid, state, asked, GENERIC_SIGN_IN_ERROR, username, status=401
+                )
+            await self._throttle.succeeded(username)
+            log.info("%s signed in (local account) for client %s", person.name, asked.client_id)
+            return await establish_session(request, person, interaction=uid)
+        except _Stop as stop:
+            return stop.response
+
+    # -- POST /interaction/{uid}/consent ------------------------------------------------
+
+    async def decide(self, request: Request) -> Response:
+        try:
+            form = await self._form(request)
+            uid, state, _ = await self._interaction(request)
+            self._check_csrf(state, form)
+            person = await self._sessions.person(state)
+            if person is None:
+                raise _Stop(self._error("Your sign-in has ended. Start again.", 401))
+            decision = form.get("decision")
+            if decision not in ("approve", "decline"):
+                raise _Stop(self._error("Choose Allow or Decline.", 400))
+            asked = await end_interaction(self._store, uid, state.browser_hash)
+            if asked is None:
+                raise _Stop(self._error("This request was already answered or has expired."))
+            if decision == "decline":
+                response = send_error_back(
+                    self._pages,
+                    self._config.issuer,
+                    asked.redirect_uri,
+                    asked.response_mode,
+                    asked.state,
+                    AccessDenied("the user declined"),
+                )
+            else:
+                code = await issue_code(self._store, asked, person, self._config.code_lifetime)
+                response = send_back(
+                    self._pages,
+                    asked.redirect_uri,
+                    asked.response_mode,
+                    {"code": code, "state": asked.state, "iss": self._config.issuer},
+                )
+            self._sessions.write(response, replace(state, interaction=None))
+            return response
+        except _Stop as stop:
+            return stop.response
+
+    # -- POST /sign-out -----------------------------------------------------------------
+
+    async def sign_out(self, request: Request) -> Response:
+        try:
+            form = await self._form(request)
+            state = self._sessions.read(request)
+            if state is None:
+                raise _Stop(self._error("You are not signed in.", 400))
+            self._check_csrf(state, form)
+            await self._sessions.end(state)
+        except _Stop as stop:
+            return stop.response
+        response = self._pages.render("signed_out.html")
+        self._sessions.clear(response)
+        return response
+
+    async def signed_in(self, request: Request) -> Response:
+        state = self._sessions.read(request)
+        person = await self._sessions.person(state) if state else None
+        if state is None or person is None:
+            return self._error("You are not signed in.", 401)
+        return self._pages.render(
+            "signed_in.html", person_name=person.name, csrf_token=self._sessions.csrf_token(state)
+        )
+
+    # -- the named checks ---------------------------------------------------------------
+
+    async def _form(self, request: Request) -> Form:
+        try:
+            return await read_form(request, self._config.max_body_bytes)
+        except InvalidRequest:
+            raise _Stop(self._error("The form could not be read.", 400)) from None
+
+    async def _interaction(
+        self, request: Request
+    ) -> tuple[str, BrowserState, AuthorizationRequest]:
+        uid = request.path_params["uid"]
+        state = self._sessions.read(request)
+        asked = await find_interaction(self._store, uid, state.browser_hash) if state else None
+        if state is None or asked is None:
+            raise _Stop(
+                self._error(
+                    "This sign-in request has expired, was already answered, or was started in "
+                    "another browser. Go back to the application and start again.",
+                    400,
+                )
+            )
+        return uid, state, asked
+
+    def _check_csrf(self, state: BrowserState, form: Form) -> None:
+        if not self._sessions.csrf_ok(state, form.get("csrf_token")):
+            raise _Stop(self._error("The form has expired. Go back and try again.", 403))
+
+    def _sign_in_page(
+        self,
+        uid: str,
+        state: BrowserState,
+        asked: AuthorizationRequest,
+        error: str | None = None,
+        username: str = "",
+        status: int = 200,
+    ) -> Response:
+        return self._pages.render(
+            "sign_in.html",
+            status=status,
+            action=f"/interaction/{uid}/sign-in",
+            client_name=asked.client_id,
+            csrf_token=self._sessions.csrf_token(state),
+            error=error,
+            username=username,
+            other_methods=[],
+        )
+
+    async def _consent_page(
+        self, uid: str, state: BrowserState, asked: AuthorizationRequest, person: Person
+    ) -> Response:
+        try:
+            items = await self._consent.items(asked, person)
+        except PDPError as error:
+            log.error("no decision for the consent page: %s", error)
+            return self._error("The policy decision point could not decide. Try again later.", 503)
+        except OAuthError as error:
+            # Checked at /authorize; a profile reloaded since may refuse what it took.
+            return send_error_back(
+                self._pages,
+                self._config.issuer,
+                asked.redirect_uri,
+                asked.response_mode,
+                asked.state,
+                error,
+            )
+        return self._pages.render(
+            "consent.html",
+            action=f"/interaction/{uid}/consent",
+            sign_out="/sign-out",
+            client_name=asked.client_id,
+            person_name=person.name,
+            items=items,
+            csrf_token=self._sessions.csrf_token(state),
+            # The consent form's answer redirects there (browsers check form-action on it).
+            form_targets=[origin_of(asked.redirect_uri)],
+        )
+
+    def _error(self, message: str, status: int = 400) -> Response:
+        return self._pages.render(
+            "error.html", status=status, title="This request cannot go on", message=message
+        )
