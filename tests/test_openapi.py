@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
+import jsonschema
 import pytest
 from starlette.routing import Route
 
@@ -33,6 +35,7 @@ from bridge.oauth.metadata import (
     authorization_server_metadata,
 )
 from bridge.settings import Settings, load_settings
+from tests.conftest import serve
 
 REPO = Path(__file__).resolve().parents[1]
 DESCRIPTION = REPO / "openapi" / "bridge.json"
@@ -284,3 +287,16 @@ def test_oauth_metadata_schema_lists_the_members_the_bridge_sends(
     assert set(schema["properties"]) == sent(deferred=True)
     # Required: what is sent whether or not deferred token responses are served.
     assert set(schema["required"]) <= sent(deferred=False)
+
+
+def test_readiness_answers_as_described(document: dict[str, Any], tmp_path: Path) -> None:
+    """/readyz of the shipped configuration, every part reported, against its schema (the
+    document's own references resolved in place)."""
+    with serve(shipped_settings(tmp_path)) as server:
+        body = httpx.get(server.url + "/readyz", timeout=10).json()
+    assert set(body) == {"status", "stores", "clients", "database"}
+    schema = {
+        **document["components"]["schemas"]["Readiness"],
+        "components": document["components"],
+    }
+    jsonschema.validate(body, schema)
