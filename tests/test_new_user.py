@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from bridge.access_log import redact_query
+from bridge.app import startup_line
 from bridge.authzen.cedar.engine import CedarPDP
 from bridge.jose.signing_keys import SigningKeys
 from bridge.settings import load_settings
@@ -203,3 +204,13 @@ def test_a_bug_answers_in_the_routes_protocol_and_the_connection_serves_on(
         assert http.get("/healthz").json() == {"status": "ok"}
     assert "unhandled error on POST /access/v1/evaluation" in caplog.text
     assert json.dumps(evaluation) not in caplog.text
+
+
+def test_the_startup_line_names_a_postgresql_database_without_its_password(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text('[storage]\nurl = "postgresql://bridge:s3cret-pw@db.internal:5432/bridge"\n')
+    line = startup_line(load_settings(config), oauth=True)
+    assert "storage PostgreSQL postgresql://bridge@db.internal:5432/bridge;" in line
+    assert "s3cret-pw" not in line and "SQLite" not in line
