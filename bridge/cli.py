@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from .settings import (
     load_settings,
 )
 from .store import cli as db_cli
-from .workers import Listen, Supervisor, listening_socket, metrics_folder
+from .workers import Listen, Supervisor, listening_socket
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,7 +72,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     db_cli.register(commands)
 
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command == "policy":
         # Policy authoring works on store folders and needs no configuration.
         return policy_cli.run(args)
@@ -203,7 +203,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         args.port if args.port is not None else settings.server.port,
     )
     if workers > 1:
-        return _serve_workers(workers, where, args.argv)
+        return _serve_workers(workers, where, settings)
     uvicorn.run(
         create_app(settings, loaded.stores, loaded.profiles),
         host=where.host,
@@ -214,7 +214,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_workers(count: int, where: Listen, argv: list[str]) -> int:
+def _serve_workers(count: int, where: Listen, settings: Settings) -> int:
     if where.port == 0:
         print("--workers needs a fixed port (server.port or --port), not 0", file=sys.stderr)
         return 1
@@ -223,25 +223,20 @@ def _serve_workers(count: int, where: Listen, argv: list[str]) -> int:
     except OSError as exc:
         print(f"cannot listen on {where.host}:{where.port}: {exc.strerror}", file=sys.stderr)
         return 1
-    with metrics_folder() as counters:
-        # Inherited by the workers, which read it when they start.
+    # Where prometheus-client's multi-process mode keeps every worker's counters, private and
+    # for as long as the supervisor runs; inherited by the workers, which read it at start.
+    with tempfile.TemporaryDirectory(prefix="bridge-metrics-") as counters:
         os.environ[MULTIPROCESS_ENVIRONMENT] = counters
-        return Supervisor(count, functools.partial(_worker, argv, where)).run()
+        return Supervisor(count, functools.partial(_worker, settings, where)).run()
 
 
-def _worker(argv: list[str], where: Listen) -> None:
-    """One worker of `bridge serve --workers N`: the same command line, its own socket."""
+def _worker(settings: Settings, where: Listen) -> None:
+    """One worker of `bridge serve --workers N`: the supervisor's settings (command-line
+    overrides applied), its own socket; it loads the stores and profiles itself."""
     import uvicorn
 
     from .app import create_app
 
-    parser = argparse.ArgumentParser(prog="bridge")
-    _config_option(parser)
-    parser.add_argument("--policy-store", action="append", default=[])
-    args, _ = parser.parse_known_args(argv[1:])
-    settings = _settings(args)
-    if settings is None:
-        raise SystemExit(1)  # the supervisor checked them: the files changed since
     _configure_logging(settings)
     config = uvicorn.Config(
         create_app(settings),

@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ log = logging.getLogger("bridge.workers")
 # A worker that dies this soon after its start, this many times in a row, is not restarted.
 EARLY_DEATH_SECONDS = 10.0
 EARLY_DEATHS = 3
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # How long the workers get to finish their requests when asked to stop.
 STOP_SECONDS = 20.0
 
@@ -71,8 +71,7 @@ class Supervisor:
 
     def run(self) -> int:
         """Serve until told to stop; the exit status for `bridge serve`."""
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._stop)
+        previous = {signum: signal.signal(signum, self._stop) for signum in _STOP_SIGNALS}
         for _ in range(self._count):
             self._start()
         try:
@@ -84,6 +83,8 @@ class Supervisor:
             return 0
         finally:
             self._stop_all()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _start(self) -> None:
         process = self._context.Process(target=self._target, daemon=False)
@@ -118,9 +119,3 @@ class Supervisor:
             if process.is_alive():
                 process.kill()
                 process.join()
-
-
-def metrics_folder() -> tempfile.TemporaryDirectory[str]:
-    """The private folder where the workers' counters meet, for as long as the supervisor
-    runs (prometheus-client's multi-process mode)."""
-    return tempfile.TemporaryDirectory(prefix="bridge-metrics-")
