@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import os
 import time
-from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -24,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import HTTP_LATENCY, HTTP_REQUESTS
 from .problems import Problem
+from .secret_files import SecretFileUnusable, read_secret_file
 from .settings import Settings
 from .store.contract import Store
 
@@ -40,20 +40,19 @@ def token_problems(settings: Settings) -> list[Problem]:
         return []
     path = settings.resolve(settings.metrics.token_file)
     try:
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        return [Problem(str(path), None, f"metrics.token_file cannot be read ({exc})")]
-    if not token:
-        return [Problem(str(path), None, "metrics.token_file is empty")]
+        read_secret_file(path, "metrics.token_file")
+    except SecretFileUnusable as exc:
+        return [Problem(str(path), None, str(exc))]
     return []
 
 
 def metrics_routes(settings: Settings, store: Store) -> list[Route]:
     if not settings.metrics.enabled:
         return []
+    token_file = settings.metrics.token_file
     expected = (
-        _token(settings.resolve(settings.metrics.token_file))
-        if settings.metrics.token_file
+        read_secret_file(settings.resolve(token_file), "metrics.token_file").encode()
+        if token_file is not None
         else None
     )
 
@@ -71,10 +70,6 @@ def metrics_routes(settings: Settings, store: Store) -> list[Route]:
         return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
     return [Route("/metrics", metrics, methods=["GET"])]
-
-
-def _token(path: Path) -> bytes:
-    return path.read_text(encoding="utf-8").strip().encode()
 
 
 def _bearer_matches(request: Request, expected: bytes) -> bool:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.metrics_endpoint import token_problems
 from bridge.settings import load_settings
 from tests.conftest import serve
 from tests.dtr_fixtures import (
@@ -73,14 +74,12 @@ def test_off_by_default(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_token_file_stops_the_start(tmp_path: Path) -> None:
-    from bridge.metrics_endpoint import token_problems
-
     config = server_config(tmp_path, extra='\n[metrics]\nenabled = true\ntoken_file = "none"\n')
     (problem,) = token_problems(load_settings(config))
-    assert "metrics.token_file cannot be read" in str(problem)
+    assert "cannot read metrics.token_file" in str(problem)
     (tmp_path / "none").write_text("\n")
     (problem,) = token_problems(load_settings(config))
-    assert "metrics.token_file is empty" in str(problem)
+    assert "metrics.token_file" in str(problem) and str(problem).endswith("is empty")
 
 
 def test_token_requests_decisions_and_routes_are_counted(bridge: DTRServer) -> None:

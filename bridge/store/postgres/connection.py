@@ -44,7 +44,6 @@ import asyncio
 import logging
 import math
 import os
-import stat
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ...secret_files import SecretFileUnusable, read_secret_file
 from ..schema import SchemaBehind
 from . import migrations
 
@@ -143,22 +143,9 @@ class PoolBounds:
 
 def _read_password(path: Path) -> str:
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DatabaseUnavailable(
-            f"cannot read storage.password_file {path}: {exc.strerror}"
-        ) from None
-    if mode & 0o077:
-        log.warning(
-            "the database password file %s is readable by others (mode %o): chmod 600 it",
-            path,
-            mode,
-        )
-    password = text.splitlines()[0].strip() if text.strip() else ""
-    if not password:
-        raise DatabaseUnavailable(f"storage.password_file {path} is empty")
-    return password
+        return read_secret_file(path, "storage.password_file")
+    except SecretFileUnusable as exc:
+        raise DatabaseUnavailable(str(exc)) from None
 
 
 class PostgresBase:
