@@ -36,7 +36,7 @@ from .outbox import Handler, OutboxWorker
 from .rar import ProfileSet, load_profiles
 from .settings import PEPAuthSettings, Settings
 from .shared import Shared
-from .store.backends import describe, postgres_target
+from .store.backends import describe
 
 log = logging.getLogger("bridge")
 
@@ -48,7 +48,7 @@ OUTBOX_PURGE_EVERY_PASSES = 12
 def startup_line(settings: Settings, oauth: bool) -> str:
     """What an operator checks first in a log: where the bridge answers and with what."""
     stores = ", ".join(f"{name} ({settings.stores[name].path})" for name in settings.stores)
-    kind = "PostgreSQL" if postgres_target(settings) is not None else "SQLite"
+    kind = "SQLite" if settings.storage.url is None else "PostgreSQL"
     storage = f"{kind} {describe(settings)}"
     demo = settings.access_requests.demo_approver_key_file is not None
     return (

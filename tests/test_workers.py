@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import bridge_process
 from tests.oauth_fixtures import (
@@ -31,6 +30,7 @@ from tests.oauth_fixtures import (
 )
 from tests.replicas.cluster import Address, wait_for
 from tests.support.postgres import PostgresDatabase
+from tests.test_metrics import samples
 
 pytest_plugins = ["tests.support.plugin"]
 
@@ -165,17 +165,8 @@ def test_housekeeping_is_done_by_one_worker(served: tuple[object, OAuthServer, s
     ((holder,),) = [holders()]
     pid = int(holder.split(":")[1])
     assert pid in _serving(proc)
-    passes = _samples(oauth.http.get("/metrics").text, "bridge_housekeeping_passes_total")
+    passes = samples(oauth.http.get("/metrics").text).get("bridge_housekeeping_passes_total", {})
     assert passes.get((), 0.0) >= 1
-
-
-def _samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    found: dict[tuple[tuple[str, str], ...], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                found[tuple(sorted(sample.labels.items()))] = sample.value
-    return found
 
 
 def test_metrics_add_up_every_workers_counters(served: tuple[object, OAuthServer, str]) -> None:
@@ -184,7 +175,8 @@ def test_metrics_add_up_every_workers_counters(served: tuple[object, OAuthServer
     key = (("method", "GET"), ("route", "/healthz"), ("status", "200"))
 
     def healthz_count() -> float:
-        return _samples(httpx.get(oauth.url + "/metrics", timeout=20).text, name).get(key, 0.0)
+        found = samples(httpx.get(oauth.url + "/metrics", timeout=20).text)
+        return found.get(name, {}).get(key, 0.0)
 
     before = healthz_count()
     answers = at_once(40, lambda: httpx.get(oauth.url + "/healthz", timeout=20))
