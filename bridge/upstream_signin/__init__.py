@@ -2,8 +2,10 @@
 Connect Core 1.0, authorization code flow with PKCE): discovery, the authorization request,
 the code exchange and the ID token's checks, ending in the AuthZEN subject the ID token
 names. No pages and no sessions: the sign-in pages call `UpstreamSignIn.begin` and `finish`.
+Its settings are a section of the bridge's configuration (`UpstreamSignInSettings`).
 """
 
+from ..settings import UpstreamSignInSettings
 from .authorization import PendingSignIn
 from .discovery import ProviderMetadata
 from .errors import (
@@ -18,7 +20,6 @@ from .errors import (
     UpstreamSignInError,
 )
 from .person import SignedInPerson
-from .settings import UpstreamSignInSettings
 from .signin import UpstreamSignIn
 
 __all__ = [

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..settings import UpstreamSignInSettings
 from .errors import IdTokenInvalid
-from .settings import UpstreamSignInSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from ..outbound import Resolver, system_resolver
+from ..settings import UpstreamSignInSettings
 from .authorization import PendingSignIn, authorization_url, new_pending
 from .discovery import Discovery, ProviderMetadata
 from .errors import (
@@ -28,7 +29,6 @@ from .id_token import Expected, verify_id_token
 from .person import SignedInPerson, person_from_claims
 from .provider_http import ProviderHTTP
 from .provider_keys import ProviderKeys
-from .settings import UpstreamSignInSettings
 from .token_exchange import OAUTH_ERROR_TEXT, ClientCredentials, exchange_code
 
 # Longer than any code a provider issues; a longer one is not sent on.

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
+from ..settings import TokenEndpointAuthMethod
 from .authorization import PendingSignIn
 from .errors import CodeExchangeFailed
 from .provider_http import MAX_DETAIL, ProviderHTTP, ProviderHTTPError
-from .settings import TokenEndpointAuthMethod
 
 # RFC 6749 §5.2: an error code (and its description) is printable ASCII without `"` and `\`.
 OAUTH_ERROR_TEXT: Final = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,200}")
