@@ -107,7 +107,7 @@ def create_app(
         # People at /authorize (before the deferral installs, so the deferred grant stays
         # last in the metadata).
         if settings.front_door.enabled:
-            front_door = FrontDoor(settings, shared.store, oauth, shared.kek)
+            front_door = FrontDoor(settings, shared.store, oauth, shared.kek, shared.http)
             front_door_routes = front_door.routes()
             chores += front_door.chores()
         # Deferred token requests file their access requests with the bridge's own service,

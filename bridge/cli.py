@@ -18,6 +18,7 @@ from . import __version__, demo_approvers
 from .access_log import RedactQueryValues
 from .authzen.cedar.store import PolicyStore, StoreLoadError
 from .front_door import users_cli
+from .front_door.sign_in_methods import sign_in_problems
 from .metrics_endpoint import MULTIPROCESS_ENVIRONMENT, token_problems
 from .oauth import clients_cli, keys_cli
 from .oauth.clients import ClientRegistry
@@ -179,6 +180,7 @@ def _load_everything(settings: Settings) -> _Loaded:
             problems += client_problems(registry.clients(), profiles, str(clients_file))
     problems += token_problems(settings)
     problems += users_cli.users_file_problems(settings)
+    problems += sign_in_problems(settings)
     return _Loaded(problems, stores, profiles)
 
 

@@ -1,10 +1,11 @@
 """The front door, assembled from settings and installed into the OAuth part:
 
-    front_door = FrontDoor(settings, store, oauth, kek)   # installs the code grant
+    front_door = FrontDoor(settings, store, oauth, kek, http)   # installs the code grant
     routes += front_door.routes()
 
 Its state is all in the store (pushed requests, interactions, codes, throttle counts) or in
-the signed cookie, so replicas sharing the store and the key-encryption key serve any step.
+the signed (and, for a sign-in at the provider, sealed) cookies, so replicas sharing the
+store and the key-encryption key serve any step.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import hmac
 import time
 
+import httpx
 from starlette.routing import BaseRoute, Route
 
 from ..housekeeping import Chore
@@ -24,18 +26,21 @@ from .authorization_code_grant import AuthorizationCodeGrant
 from .authorize_endpoint import AuthorizeEndpoint, FrontDoorConfig
 from .consent import ConsentView
 from .interaction import Interactions
-from .local_accounts import LocalAccounts
 from .metadata import AUTHORIZE_PATH, PAR_PATH, FrontDoorMetadata
 from .par_endpoint import PAREndpoint
+from .pending_sign_in import PendingSignIns
 from .sessions import Sessions
-from .sign_in_throttle import SignInThrottle, ThrottleLimits
+from .sign_in import CALLBACK_PATH, SignIn
+from .sign_in_methods import SignInMethods
 
 # Expired requests, codes and throttle windows go every this many housekeeping passes.
 PURGE_EVERY_PASSES = 12
 
 
 class FrontDoor:
-    def __init__(self, settings: Settings, store: Store, oauth: OAuth, kek: bytes) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, oauth: OAuth, kek: bytes, http: httpx.AsyncClient
+    ) -> None:
         options = settings.front_door
         issuer = settings.issuer
         require_pushed = options.require_pushed_authorization_requests
@@ -59,13 +64,18 @@ class FrontDoor:
             session_lifetime=options.session_lifetime_seconds,
             state_lifetime=options.interaction_lifetime_seconds,
         )
-        self.accounts = LocalAccounts(settings.resolve(options.users_file))
-        throttle = SignInThrottle(
+        upstream = options.upstream_signin
+        self.sign_in = SignIn(
+            settings,
             store,
-            ThrottleLimits(
-                window_seconds=options.sign_in_window_seconds,
-                per_account=options.max_failures_per_account,
-                per_address=options.max_failures_per_address,
+            self.sessions,
+            self.pages,
+            SignInMethods.configured(settings, store, http),
+            PendingSignIns(
+                kek,
+                store,
+                secure=self.sessions.secure,
+                lifetime=upstream.pending_lifetime_seconds if upstream else 0,
             ),
         )
         consent = ConsentView(oauth.profiles, oauth.decision, settings.limits.max_batch_items)
@@ -79,8 +89,7 @@ class FrontDoor:
             oauth.registry,
             self.sessions,
             self.pages,
-            self.accounts,
-            throttle,
+            self.sign_in,
             consent,
         )
         oauth.install(
@@ -89,14 +98,20 @@ class FrontDoor:
 
     def routes(self) -> list[BaseRoute]:
         i = self.interactions
+        sign_in = self.sign_in
         return [
             Route(AUTHORIZE_PATH, self.authorize.handle, methods=["GET", "POST"]),
             Route(PAR_PATH, self.par.handle, methods=["POST"]),
             Route("/interaction/{uid}", i.show, methods=["GET"]),
             Route("/interaction/{uid}/sign-in", i.sign_in, methods=["POST"]),
+            Route("/interaction/{uid}/sign-in/upstream", i.sign_in_upstream, methods=["POST"]),
             Route("/interaction/{uid}/consent", i.decide, methods=["POST"]),
             Route("/sign-out", i.sign_out, methods=["POST"]),
             Route("/signed-in", i.signed_in, methods=["GET"]),
+            Route("/sign-in", sign_in.show, methods=["GET"]),
+            Route("/sign-in", sign_in.post_password, methods=["POST"]),
+            Route("/sign-in/upstream", sign_in.post_upstream, methods=["POST"]),
+            Route(CALLBACK_PATH, sign_in.callback, methods=["GET"]),
             *self.pages.routes(),
         ]
 

@@ -1,9 +1,10 @@
 """The pages between `/authorize` and the redirect back: sign-in, consent, sign-out.
 
-    GET  /interaction/{uid}           sign-in form, or consent once signed in
-    POST /interaction/{uid}/sign-in   local accounts: CSRF → throttle → password → session
-    POST /interaction/{uid}/consent   CSRF → signed in → used once → code, or access_denied
-    POST /sign-out                    CSRF → cookie cleared
+    GET  /interaction/{uid}                   sign-in page, or consent once signed in
+    POST /interaction/{uid}/sign-in           CSRF → password (sign_in.SignIn) → session
+    POST /interaction/{uid}/sign-in/upstream  CSRF → off to the organisation's provider
+    POST /interaction/{uid}/consent           CSRF → signed in → used once → code, or denied
+    POST /sign-out                            CSRF → cookie cleared
 
 An interaction belongs to the browser that started it (its cookie's browser id); from any
 other browser its URL shows only an error page. Every form carries a CSRF token derived
@@ -29,23 +30,15 @@ from .authorization_request import AuthorizationRequest
 from .authorization_response import origin_of, send_back, send_error_back
 from .authorize_endpoint import FrontDoorConfig
 from .consent import ConsentView
-from .local_accounts import LocalAccounts
 from .person import Person
 from .pushed_requests import end_interaction, find_interaction
-from .sessions import BrowserState, Sessions, establish_session
-from .sign_in_throttle import SignInThrottle
+from .sessions import BrowserState, Sessions
+from .sign_in import SignIn, SignInStop
+from .sign_in_continuation import Continuation
 
 log = logging.getLogger("bridge.front_door.interaction")
 
-GENERIC_SIGN_IN_ERROR = "The user name or the password is not right."
-THROTTLED = "Too many failed sign-ins. Wait a few minutes and try again."
-
-
-class _Stop(Exception):
-    """Answer with this page instead."""
-
-    def __init__(self, response: Response) -> None:
-        self.response = response
+_Stop = SignInStop
 
 
 class Interactions:
@@ -56,8 +49,7 @@ class Interactions:
         registry: ClientRegistry,
         sessions: Sessions,
         pages: Pages,
-        accounts: LocalAccounts,
-        throttle: SignInThrottle,
+        sign_in: SignIn,
         consent: ConsentView,
     ) -> None:
         self._config = config
@@ -65,8 +57,7 @@ class Interactions:
         self._registry = registry
         self._sessions = sessions
         self._pages = pages
-        self._accounts = accounts
-        self._throttle = throttle
+        self._sign_in = sign_in
         self._consent = consent
 
     # -- GET /interaction/{uid} ---------------------------------------------------------
@@ -76,7 +67,9 @@ class Interactions:
             uid, state, asked = await self._interaction(request)
             person = await self._sessions.person(state)
             if person is None:
-                return self._sign_in_page(uid, state, asked)
+                return await self._sign_in.page(
+                    state, Continuation.to_interaction(uid), client_name=asked.client_id
+                )
             return await self._consent_page(uid, state, asked, person)
         except _Stop as stop:
             return stop.response
@@ -88,20 +81,20 @@ class Interactions:
             form = await self._form(request)
             uid, state, asked = await self._interaction(request)
             self._check_csrf(state, form)
-            username = (form.get("username") or "").strip()
-            password = form.get("password") or ""
-            address = request.client.host if request.client else "unknown"
-            if await self._throttle.refused(username, address):
-                return self._sign_in_page(uid, state, asked, THROTTLED, username, status=429)
-            person = self._accounts.verify(username, password) if username and password else None
-            if person is None:
-                await self._throttle.failed(username, address)
-                return self._sign_in_page(
-                    uid, state, asked, GENERIC_SIGN_IN_ERROR, username, status=401
-                )
-            await self._throttle.succeeded(username)
-            log.info("%s signed in (local account) for client %s", person.name, asked.client_id)
-            return await establish_session(request, person, interaction=uid)
+            return await self._sign_in.with_password(
+                request, form, state, Continuation.to_interaction(uid), asked.client_id
+            )
+        except _Stop as stop:
+            return stop.response
+
+    # -- POST /interaction/{uid}/sign-in/upstream ---------------------------------------
+
+    async def sign_in_upstream(self, request: Request) -> Response:
+        try:
+            form = await self._form(request)
+            uid, state, _ = await self._interaction(request)
+            self._check_csrf(state, form)
+            return await self._sign_in.to_provider(state, Continuation.to_interaction(uid))
         except _Stop as stop:
             return stop.response
 
@@ -195,26 +188,6 @@ class Interactions:
     def _check_csrf(self, state: BrowserState, form: Form) -> None:
         if not self._sessions.csrf_ok(state, form.get("csrf_token")):
             raise _Stop(self._error("The form has expired. Go back and try again.", 403))
-
-    def _sign_in_page(
-        self,
-        uid: str,
-        state: BrowserState,
-        asked: AuthorizationRequest,
-        error: str | None = None,
-        username: str = "",
-        status: int = 200,
-    ) -> Response:
-        return self._pages.render(
-            "sign_in.html",
-            status=status,
-            action=f"/interaction/{uid}/sign-in",
-            client_name=asked.client_id,
-            csrf_token=self._sessions.csrf_token(state),
-            error=error,
-            username=username,
-            other_methods=[],
-        )
 
     async def _consent_page(
         self, uid: str, state: BrowserState, asked: AuthorizationRequest, person: Person

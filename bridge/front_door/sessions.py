@@ -32,6 +32,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ..store.contract import EndedSessions
 from .person import Person
+from .sign_in_continuation import SIGNED_IN_PATH, local_path
 
 COOKIE = "bridge_session"
 SECURE_COOKIE = "__Host-bridge_session"  # RFC 6265bis: Secure, Path=/, no Domain
@@ -169,10 +170,14 @@ def _b64(data: bytes) -> str:
 
 
 async def establish_session(
-    request: Request, person: Person, *, interaction: str | None = None
+    request: Request,
+    person: Person,
+    *,
+    interaction: str | None = None,
+    then: str | None = None,
 ) -> Response:
     """The person is now signed in at this browser: rotate the session, remember them, and
-    continue the interaction the browser is in (to consent), or show that they are signed in.
+    continue an interaction (to consent) or go on to `then`, a path on the bridge.
 
     Every sign-in method ends here, after it has verified the person, e.g.
 
@@ -180,15 +185,22 @@ async def establish_session(
                         method="oidc")
         return await establish_session(request, person)
 
-    `interaction` names the interaction to continue when the method knows it (the local
-    sign-in form posts to its own); by default the one the browser's cookie names.
+    `interaction` names the interaction to continue when the method knows it (the sign-in
+    forms post to their own). With neither, the browser goes on with the interaction its
+    cookie names, else to the page that says who is signed in.
     """
     sessions: Sessions = request.app.state.front_door_sessions
     state = sessions.read(request) or sessions.fresh()
     state = sessions.signed_in_state(state, person)
     if interaction is not None:
         state = replace(state, interaction=interaction)
-    target = f"/interaction/{state.interaction}" if state.interaction else "/signed-in"
+        target = f"/interaction/{interaction}"
+    elif then is not None:
+        target = local_path(then)
+    elif state.interaction is not None:
+        target = f"/interaction/{state.interaction}"
+    else:
+        target = SIGNED_IN_PATH
     response = RedirectResponse(target, status_code=303)
     sessions.write(response, state)
     return response
