@@ -11,6 +11,7 @@ no pending sign-in, another browser's, a used one, another state, a forged cooki
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -155,8 +156,17 @@ async def test_alice_signs_in_at_the_provider_and_her_token_names_her(
     assert "Signed in as alice" in await page.locator("main").inner_text()
     assert "Read customer record cust-0001" in await page.locator("ul.asked").inner_text()
     # The pending sign-in served its purpose and is gone.
-    names = {cookie["name"] for cookie in await page.context.cookies(server.url)}
-    assert "bridge_sign_in" not in names and "bridge_session" in names
+    cookies = {c["name"]: c["value"] for c in await page.context.cookies(server.url)}
+    assert "bridge_sign_in" not in cookies
+    # The session's person, as the PDP sees her: the configured claims as properties.
+    body = cookies["bridge_session"].rpartition(".")[0]
+    person = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["person"]
+    assert person == {
+        "name": "alice",
+        "subject_type": "user",
+        "properties": {"email": "alice@example.test", "groups": ["approvers", "admins"]},
+        "method": "oidc",
+    }
 
     async with page.expect_navigation(url=web.url + "/callback?**"):
         await page.get_by_role("button", name="Allow").click()
