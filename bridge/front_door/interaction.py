@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..authzen.errors import PDPError
-from ..errors import AccessDenied, InvalidRequest, OAuthError
+from ..errors import AccessDenied, OAuthError
 from ..oauth.clients import ClientRegistry
-from ..oauth.form import Form, read_form
+from ..oauth.form import Form
 from ..store.contract import FrontDoorStore
 from ..web.pages import Pages
 from .authorization_codes import issue_code
@@ -37,8 +37,6 @@ from .sign_in import SignIn, SignInStop
 from .sign_in_continuation import Continuation
 
 log = logging.getLogger("bridge.front_door.interaction")
-
-_Stop = SignInStop
 
 
 class Interactions:
@@ -71,49 +69,49 @@ class Interactions:
                     state, Continuation.to_interaction(uid), client_name=asked.client_id
                 )
             return await self._consent_page(uid, state, asked, person)
-        except _Stop as stop:
+        except SignInStop as stop:
             return stop.response
 
     # -- POST /interaction/{uid}/sign-in ------------------------------------------------
 
     async def sign_in(self, request: Request) -> Response:
         try:
-            form = await self._form(request)
+            form = await self._sign_in.form(request)
             uid, state, asked = await self._interaction(request)
             self._check_csrf(state, form)
             return await self._sign_in.with_password(
                 request, form, state, Continuation.to_interaction(uid), asked.client_id
             )
-        except _Stop as stop:
+        except SignInStop as stop:
             return stop.response
 
     # -- POST /interaction/{uid}/sign-in/upstream ---------------------------------------
 
     async def sign_in_upstream(self, request: Request) -> Response:
         try:
-            form = await self._form(request)
+            form = await self._sign_in.form(request)
             uid, state, _ = await self._interaction(request)
             self._check_csrf(state, form)
             return await self._sign_in.to_provider(state, Continuation.to_interaction(uid))
-        except _Stop as stop:
+        except SignInStop as stop:
             return stop.response
 
     # -- POST /interaction/{uid}/consent ------------------------------------------------
 
     async def decide(self, request: Request) -> Response:
         try:
-            form = await self._form(request)
+            form = await self._sign_in.form(request)
             uid, state, _ = await self._interaction(request)
             self._check_csrf(state, form)
             person = await self._sessions.person(state)
             if person is None:
-                raise _Stop(self._error("Your sign-in has ended. Start again.", 401))
+                raise SignInStop(self._error("Your sign-in has ended. Start again.", 401))
             decision = form.get("decision")
             if decision not in ("approve", "decline"):
-                raise _Stop(self._error("Choose Allow or Decline.", 400))
+                raise SignInStop(self._error("Choose Allow or Decline.", 400))
             asked = await end_interaction(self._store, uid, state.browser_hash)
             if asked is None:
-                raise _Stop(self._error("This request was already answered or has expired."))
+                raise SignInStop(self._error("This request was already answered or has expired."))
             if decision == "decline":
                 response = send_error_back(
                     self._pages,
@@ -133,20 +131,20 @@ class Interactions:
                 )
             self._sessions.write(response, replace(state, interaction=None))
             return response
-        except _Stop as stop:
+        except SignInStop as stop:
             return stop.response
 
     # -- POST /sign-out -----------------------------------------------------------------
 
     async def sign_out(self, request: Request) -> Response:
         try:
-            form = await self._form(request)
+            form = await self._sign_in.form(request)
             state = self._sessions.read(request)
             if state is None:
-                raise _Stop(self._error("You are not signed in.", 400))
+                raise SignInStop(self._error("You are not signed in.", 400))
             self._check_csrf(state, form)
             await self._sessions.end(state)
-        except _Stop as stop:
+        except SignInStop as stop:
             return stop.response
         response = self._pages.render("signed_out.html")
         self._sessions.clear(response)
@@ -163,12 +161,6 @@ class Interactions:
 
     # -- the named checks ---------------------------------------------------------------
 
-    async def _form(self, request: Request) -> Form:
-        try:
-            return await read_form(request, self._config.max_body_bytes)
-        except InvalidRequest:
-            raise _Stop(self._error("The form could not be read.", 400)) from None
-
     async def _interaction(
         self, request: Request
     ) -> tuple[str, BrowserState, AuthorizationRequest]:
@@ -176,7 +168,7 @@ class Interactions:
         state = self._sessions.read(request)
         asked = await find_interaction(self._store, uid, state.browser_hash) if state else None
         if state is None or asked is None:
-            raise _Stop(
+            raise SignInStop(
                 self._error(
                     "This sign-in request has expired, was already answered, or was started in "
                     "another browser. Go back to the application and start again.",
@@ -187,7 +179,7 @@ class Interactions:
 
     def _check_csrf(self, state: BrowserState, form: Form) -> None:
         if not self._sessions.csrf_ok(state, form.get("csrf_token")):
-            raise _Stop(self._error("The form has expired. Go back and try again.", 403))
+            raise SignInStop(self._error("The form has expired. Go back and try again.", 403))
 
     async def _consent_page(
         self, uid: str, state: BrowserState, asked: AuthorizationRequest, person: Person
@@ -220,6 +212,4 @@ class Interactions:
         )
 
     def _error(self, message: str, status: int = 400) -> Response:
-        return self._pages.render(
-            "error.html", status=status, title="This request cannot go on", message=message
-        )
+        return self._sign_in.error_page(message, status)
