@@ -43,7 +43,7 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 # These answer RFC 6749 errors; routing (405) and faults (500) answer in the bridge's shape.
 OAUTH_ENDPOINTS = {TOKEN_PATH, INTROSPECTION_PATH, REVOCATION_PATH, PAR_PATH}
 # The front door's pages answer HTML, errors included; routing (405) in the bridge's shape.
-PAGE_ENDPOINTS = ("/authorize", "/interaction", "/sign-out", "/signed-in", "/pages")
+PAGE_ENDPOINTS = ("/authorize", "/interaction", "/sign-in", "/sign-out", "/signed-in", "/pages")
 # These answer RFC 9457 problems; routing (405) answers in the bridge's shape.
 PROBLEM_ENDPOINTS = (f"{API_PATH}/requests", f"{API_PATH}/approvals")
 ERROR = {"$ref": "#/components/schemas/Error"}
