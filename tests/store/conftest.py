@@ -23,6 +23,7 @@ import pytest
 from psycopg import sql
 
 from bridge.store.contract import Store
+from bridge.store.contract.audit import GENESIS_HASH
 from bridge.store.postgres import PoolBounds, PostgresStore, Target
 from bridge.store.sqlite import SQLiteStore
 from tests.support.postgres import PostgresDatabase
@@ -66,13 +67,14 @@ def postgres_backend(database: PostgresDatabase) -> Backend:
 
 
 def empty(database: PostgresDatabase) -> None:
-    """Every table of the bridge emptied (the schema stays), for the next test."""
+    """Every table of the bridge emptied (the schema stays), for the next test; the audit
+    trail's head, a row the migration makes, back at the empty log."""
     with psycopg.connect(database.url, autocommit=True) as conn:
         tables = [
             row[0]
             for row in conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                "AND tablename != 'schema_version'"
+                "AND tablename NOT IN ('schema_version', 'audit_head')"
             ).fetchall()
         ]
         if tables:
@@ -81,6 +83,9 @@ def empty(database: PostgresDatabase) -> None:
                     sql.SQL(", ").join(sql.Identifier(t) for t in tables)
                 )
             )
+        exists = conn.execute("SELECT to_regclass('audit_head') IS NOT NULL").fetchone()
+        if exists and exists[0]:
+            conn.execute("UPDATE audit_head SET seq = 0, hash = %s", (GENESIS_HASH,))
 
 
 @pytest.fixture(params=BACKENDS)

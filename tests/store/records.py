@@ -8,17 +8,20 @@ from typing import Any
 
 from bridge.store.contract import (
     ApprovalRecord,
+    AuditEvent,
     DeferralRecord,
     IdempotencyRecord,
     RefreshTokenRecord,
     RemoteTaskRecord,
     SigningKeyRecord,
+    TaskChange,
     TaskRecord,
 )
 from bridge.store.contract.deferrals import PENDING
 
 T0 = 1_900_000_000.0
 HOUR = 3600.0
+DAY = 86_400.0
 
 
 def unique(prefix: str) -> str:
@@ -132,3 +135,27 @@ def signing_key(created_at: float, **values: Any) -> SigningKeyRecord:
         "created_at": created_at,
     }
     return SigningKeyRecord(**(fields | values))
+
+
+def audit_event(**values: Any) -> AuditEvent:
+    fields: dict[str, Any] = {
+        "at": T0,
+        "event": "filed",
+        "task_id": unique("arq"),
+        "actor": "pep-1",
+        "data": {"items": 1},
+    }
+    return AuditEvent(**(fields | values))
+
+
+def decided(record_id: str, version: int, status: str = "approved", **values: object) -> TaskChange:
+    """The compare-and-set that decides the task `record_id`, found at `version`."""
+    fields: dict[str, object] = {
+        "task_id": record_id,
+        "expected_version": version,
+        "status": status,
+        "items": [{"status": status}],
+        "updated_at": T0 + 10,
+        "retain_until": T0 + DAY,
+    }
+    return TaskChange(**(fields | values))  # type: ignore[arg-type]

@@ -1,5 +1,6 @@
 """The outbox side of the store contract, on every backend: leases, what two workers (two
-replicas) claiming at once get, a lease that runs out, and done / retry / failed / purge."""
+replicas) claiming at once get, a lease that runs out, and done / retry / failed / purge; a
+row queued with a dedupe key is queued once, also by replicas deciding to at once."""
 
 from __future__ import annotations
 
@@ -79,3 +80,40 @@ async def test_done_retry_failed_and_purge(store: Store, backend: Backend) -> No
     assert await store.outbox_counts() == {"done": 1, "failed": 1, "pending": 2}
     await store.outbox_purge(T0)
     assert await store.outbox_counts() == {"pending": 2}
+
+
+async def test_a_dedupe_key_is_queued_once_until_its_row_is_purged(
+    store: Store, backend: Backend
+) -> None:
+    assert await store.enqueue("notice", b"first", T0, dedupe_key="notice:arq-1")
+    assert not await store.enqueue("notice", b"second", T0 + 1, dedupe_key="notice:arq-1")
+    assert await store.enqueue("notice", b"other", T0, dedupe_key="notice:arq-2")
+    # Without a key, as before: every row is queued.
+    assert await store.enqueue("notice", b"plain", T0)
+    assert await store.enqueue("notice", b"plain", T0)
+    rows = await store.claim_outbox(T0 + 1, 10, lease_seconds=60)
+    assert sorted(r.payload for r in rows) == [b"first", b"other", b"plain", b"plain"]
+    assert sorted(backend.rows("SELECT dedupe_key FROM outbox WHERE dedupe_key IS NOT NULL")) == [
+        ("notice:arq-1",),
+        ("notice:arq-2",),
+    ]
+    # Delivered, the row keeps its key: the message is not sent again.
+    first = next(r for r in rows if r.payload == b"first")
+    await store.outbox_done(first.id)
+    assert not await store.enqueue("notice", b"again", T0 + 2, dedupe_key="notice:arq-1")
+    # Purged, the key is free.
+    await store.outbox_purge(T0 + 1)
+    assert await store.enqueue("notice", b"again", T0 + 2, dedupe_key="notice:arq-1")
+
+
+async def test_replicas_queueing_one_key_at_once_queue_it_once(backend: Backend) -> None:
+    stores = [await backend.open() for _ in range(3)]
+    for round_ in range(5):
+        queued = await asyncio.gather(
+            *(
+                stores[n % 3].enqueue("notice", f"{n}".encode(), T0, dedupe_key=f"key-{round_}")
+                for n in range(6)
+            )
+        )
+        assert sorted(queued) == [False] * 5 + [True]
+    assert await stores[0].outbox_counts() == {"pending": 5}

@@ -1,33 +1,37 @@
 """The access request side of the store contract, on every backend: tasks and their
 compare-and-set, idempotency keys, spent binding jtis, approvals, the inbox and expiry
 queries, the purge; submissions and decisions racing through several stores on one database
-(replicas) included."""
+(replicas) included; what is written with a change (approvals, outbox rows, audit entries)
+only when the change is."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from typing import Any
 
 import pytest
 
-from bridge.store.contract import BindingReused, IdempotencyConflict, Store, TaskChange
+from bridge.store.contract import (
+    BindingReused,
+    IdempotencyConflict,
+    Store,
+    TaskRecord,
+)
 from tests.store.conftest import Backend
-from tests.store.records import HOUR, T0, approval, idempotency, task, unique
+from tests.store.records import (
+    DAY,
+    HOUR,
+    T0,
+    approval,
+    audit_event,
+    decided,
+    idempotency,
+    task,
+    unique,
+)
 
 pytest_plugins = ["tests.support.plugin"]
-
-DAY = 86_400.0
-
-
-def decided(record_id: str, version: int, status: str = "approved", **values: object) -> TaskChange:
-    fields: dict[str, object] = {
-        "task_id": record_id,
-        "expected_version": version,
-        "status": status,
-        "items": [{"status": status}],
-        "updated_at": T0 + 10,
-        "retain_until": T0 + DAY,
-    }
-    return TaskChange(**(fields | values))  # type: ignore[arg-type]
 
 
 async def test_a_task_round_trips(store: Store) -> None:
@@ -246,3 +250,102 @@ async def test_the_purge_forgets_what_no_longer_works(store: Store, backend: Bac
     }
     assert backend.rows("SELECT COUNT(*) FROM access_request_idempotency") == [(0,)]
     assert backend.rows("SELECT jti FROM access_request_bindings") == []
+
+
+def with_a_change(record: TaskRecord) -> dict[str, Any]:
+    """What may go with a new task: an outbox row, an audit entry, an approval."""
+    return {
+        "outbox": [("arap_callback", record.id.encode())],
+        "audit": [audit_event(task_id=record.id)],
+        "approvals": [approval(record.id, approved_by="bob")],
+    }
+
+
+def written(backend: Backend) -> list[list[tuple[Any, ...]]]:
+    return [
+        backend.rows(f"SELECT COUNT(*) FROM {table}")
+        for table in ("outbox", "audit_log", "access_request_approvals")
+    ]
+
+
+async def test_a_new_task_is_written_with_its_outbox_rows_audit_and_approvals(
+    store: Store, backend: Backend
+) -> None:
+    record = task(created_at=T0 + 7)
+    extras = with_a_change(record)
+    assert await store.task_insert(record, idempotency(record.id), [], **extras) == (record, True)
+    [granted] = extras["approvals"]
+    assert await store.approvals_get([granted.id]) == {granted.id: granted}
+    # The outbox rows are due when the task was made.
+    assert await store.claim_outbox(T0 + 6.5, 10, lease_seconds=60) == []
+    rows = await store.claim_outbox(T0 + 7, 10, lease_seconds=60)
+    assert [(r.kind, r.payload, r.created_at) for r in rows] == [
+        ("arap_callback", record.id.encode(), T0 + 7)
+    ]
+    [entry] = await store.audit_entries()
+    assert (entry.event, entry.task_id, entry.data) == ("filed", record.id, {"items": 1})
+    # The same submission again gets the first task, and nothing is written for it.
+    again = task()
+    assert await store.task_insert(again, idempotency(again.id), [], **with_a_change(again)) == (
+        record,
+        False,
+    )
+    assert written(backend) == [[(1,)], [(1,)], [(1,)]]
+
+
+async def test_a_refused_submission_writes_no_outbox_rows_audit_or_approvals(
+    store: Store, backend: Backend
+) -> None:
+    first = task()
+    await store.task_insert(first, idempotency(first.id), [("jti-1", T0 + 600)])
+    other, reused = task(), task()
+    with pytest.raises(IdempotencyConflict):
+        await store.task_insert(other, idempotency(other.id, "body-2"), [], **with_a_change(other))
+    with pytest.raises(BindingReused):
+        await store.task_insert(reused, None, [("jti-1", T0 + 600)], **with_a_change(reused))
+    assert written(backend) == [[(0,)], [(0,)], [(0,)]]
+    assert await store.audit_head() is None
+
+
+async def test_a_decision_appends_its_audit_entries_only_when_it_wins(store: Store) -> None:
+    record = task()
+    await store.task_insert(record, None, [])
+    stale = decided(record.id, 2, audit=[audit_event(task_id=record.id, event="stale")])
+    assert not await store.task_update(stale)
+    assert await store.audit_head() is None
+    won = decided(record.id, 1, audit=[audit_event(task_id=record.id, event="approved")])
+    assert await store.task_update(won)
+    assert [e.event for e in await store.audit_entries(task_id=record.id)] == ["approved"]
+
+
+async def test_a_decided_task_changes_only_when_the_change_allows_any_status(
+    store: Store, backend: Backend
+) -> None:
+    record = task()
+    await store.task_insert(record, None, [])
+    assert await store.task_update(decided(record.id, 1))
+    review = decided(
+        record.id,
+        2,
+        items=[{"status": "approved", "reviewed": True}],
+        updated_at=T0 + 20,
+        outbox=[("reviewed", b"r")],
+        audit=[audit_event(task_id=record.id, event="reviewed")],
+        approvals=[approval(record.id)],
+    )
+    assert not await store.task_update(review)  # pending only, by default
+    # Any status, but still at the expected version only.
+    assert not await store.task_update(
+        dataclasses.replace(review, only_pending=False, expected_version=1)
+    )
+    assert written(backend) == [[(0,)], [(0,)], [(0,)]]
+    assert await store.task_update(dataclasses.replace(review, only_pending=False))
+    found = await store.task_get(record.id)
+    assert found is not None
+    assert (found.status, found.version, found.items, found.updated_at) == (
+        "approved",
+        3,
+        [{"status": "approved", "reviewed": True}],
+        T0 + 20,
+    )
+    assert written(backend) == [[(1,)], [(1,)], [(1,)]]

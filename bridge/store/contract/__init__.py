@@ -19,7 +19,9 @@ from .access_requests import (
     TaskChange,
     TaskRecord,
     TaskStore,
+    subject_key,
 )
+from .audit import AuditEntry, AuditEvent, AuditHead, AuditStore, entry_hash
 from .deferrals import DeferralRecord, DeferralStore, PingBuilder
 from .front_door import (
     AuthorizationCodeRecord,
@@ -55,6 +57,7 @@ class Store(
     OutboxStore,
     LeaseStore,
     FrontDoorStore,
+    AuditStore,
     Protocol,
 ):
     """All of it, with the connection's life: what `app` opens at start and closes at the
@@ -73,6 +76,10 @@ class Store(
 
 __all__ = [
     "ApprovalRecord",
+    "AuditEntry",
+    "AuditEvent",
+    "AuditHead",
+    "AuditStore",
     "AuthorizationCodeRecord",
     "AuthorizationCodeStore",
     "AuthorizationRequestRecord",
@@ -103,4 +110,6 @@ __all__ = [
     "TaskChange",
     "TaskRecord",
     "TaskStore",
+    "entry_hash",
+    "subject_key",
 ]

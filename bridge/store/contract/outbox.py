@@ -26,8 +26,13 @@ OutboxEntry = tuple[str, bytes, float]
 
 
 class OutboxStore(Protocol):
-    async def enqueue(self, kind: str, payload: bytes, not_before: float) -> None:
-        """Queue a side effect on its own (no state change goes with it)."""
+    async def enqueue(
+        self, kind: str, payload: bytes, not_before: float, dedupe_key: str | None = None
+    ) -> bool:
+        """Queue a side effect on its own (no state change goes with it). With a
+        `dedupe_key`, at most one row ever holds that key (delivered or not, until purged):
+        False, and nothing queued, when one does. Two replicas deciding to send the same
+        message queue it once."""
         ...
 
     async def claim_outbox(self, now: float, limit: int, lease_seconds: float) -> list[OutboxRow]:

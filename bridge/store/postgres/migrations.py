@@ -15,12 +15,16 @@ payloads `bytea`, JSON kept as the text the store wrote (`text`), counters `bigi
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
+from ..contract.access_requests import subject_key
+from ..contract.audit import GENESIS_HASH
 from ..schema import SchemaTooNew
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "SchemaTooNew", "migrate", "pending", "status"]
@@ -34,6 +38,10 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    # For what SQL cannot compute exactly as the store does (run after the statements).
+    apply: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]] | None = field(
+        default=None, compare=False
+    )
 
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
@@ -153,6 +161,60 @@ _FRONT_DOOR = (
     "CREATE INDEX ended_sessions_expiry ON ended_sessions (until)",
 )
 
+# The same as SQLite's version 6: what the approval pages need.
+_APPROVAL_PAGES = (
+    # The audit trail (store.contract.audit). `data` is text, not jsonb: jsonb would give
+    # the data back re-encoded (keys sorted, numbers normalised), and the entry's hash covers
+    # the data exactly as it comes back. The sequence number is given by the store.
+    """CREATE TABLE audit_log (
+        seq bigint PRIMARY KEY, at double precision NOT NULL, event text NOT NULL,
+        task_id text, actor text, data text NOT NULL, prev_hash text NOT NULL,
+        hash text NOT NULL)""",
+    "CREATE INDEX audit_log_task ON audit_log (task_id, seq)",
+    "CREATE INDEX audit_log_at ON audit_log (at)",
+    # The chain's head, one row written with every append (and locked by it, so replicas
+    # append one after the other): a log cut short no longer ends where the head says.
+    """CREATE TABLE audit_head (
+        id integer PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, hash text NOT NULL)""",
+    f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}')",
+    # Access tokens issued under approvals, revoked with any of them.
+    """CREATE TABLE approval_tokens (
+        approval_id text NOT NULL, jti text NOT NULL, expires_at double precision NOT NULL,
+        PRIMARY KEY (approval_id, jti))""",
+    "CREATE INDEX approval_tokens_expiry ON approval_tokens (expires_at)",
+    # "Granted by me": the approvals an approver granted that are still in force.
+    "ALTER TABLE access_request_approvals ADD COLUMN approved_by text",
+    "CREATE INDEX access_request_approvals_granted_by "
+    "ON access_request_approvals (approved_by, approved_at, id) WHERE revoked_at IS NULL",
+    # A person's own requests and the inbox, newest first. Ids are ordered byte by byte
+    # (COLLATE "C"), as SQLite orders them, whatever the database's collation.
+    "ALTER TABLE access_requests ADD COLUMN subject_key text",
+    "CREATE INDEX access_requests_subject "
+    'ON access_requests (subject_key, created_at, id COLLATE "C")',
+    'CREATE INDEX access_requests_recent ON access_requests (created_at, id COLLATE "C")',
+    "CREATE INDEX access_requests_status_recent "
+    'ON access_requests (status, created_at, id COLLATE "C")',
+    "DROP INDEX access_requests_pending",
+    # A message two replicas may decide to send is queued once.
+    "ALTER TABLE outbox ADD COLUMN dedupe_key text",
+    "CREATE UNIQUE INDEX outbox_dedupe ON outbox (dedupe_key) WHERE dedupe_key IS NOT NULL",
+)
+
+
+async def _fill_subject_keys(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The key of every task filed before version 6, by the contract's own rule (in Python:
+    PostgreSQL's JSON functions would not spell it byte for byte as `json.dumps` does)."""
+    cursor = await conn.execute("SELECT id, subject FROM access_requests WHERE subject_key IS NULL")
+    keys = [
+        (subject_key(json.loads(subject)), task_id) for task_id, subject in await cursor.fetchall()
+    ]
+    if keys:
+        async with conn.cursor() as many:
+            await many.executemany(
+                "UPDATE access_requests SET subject_key = %s WHERE id = %s", keys
+            )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "OAuth, outbox, deferral and access request tables", _FIRST),
     Migration(2, "deferrals.dedupe_key: a repeated deferred request finds its code", _DEDUPE_KEY),
@@ -162,6 +224,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         5,
         "the front door: requests, codes, sign-in throttle, sign-outs",
         _FRONT_DOOR,
+    ),
+    Migration(
+        6,
+        "approval pages: audit trail, approval tokens, inbox and subject indexes, outbox keys",
+        _APPROVAL_PAGES,
+        _fill_subject_keys,
     ),
 )
 LATEST = MIGRATIONS[-1].version
@@ -200,6 +268,8 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[Migration]:
         for migration in todo:
             for statement in migration.statements:
                 await conn.execute(statement)
+            if migration.apply is not None:
+                await migration.apply(conn)
             await conn.execute(
                 "INSERT INTO schema_version (version, description, applied_at) VALUES (%s, %s, %s)",
                 (migration.version, migration.description, time.time()),

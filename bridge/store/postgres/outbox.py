@@ -22,18 +22,35 @@ SELECT_DUE = (
     "RETURNING outbox.id, kind, payload, attempts, created_at, due.was_due"
 )
 DELETE_OLD = "DELETE FROM outbox WHERE status != 'pending' AND created_at < %s"
-_INSERT = "INSERT INTO outbox (kind, payload, next_attempt_at, created_at) VALUES (%s, %s, %s, %s)"
+# A row with a `dedupe_key` that another row holds (delivered or not) is not queued; rows
+# without one never conflict (the unique index is on the keys that are there). A replica
+# inserting the same key at the same moment waits for the first to commit, then skips.
+INSERT = (
+    "INSERT INTO outbox (kind, payload, next_attempt_at, created_at, dedupe_key) "
+    "VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING"
+)
 
 
 class OutboxTables(PostgresBase):
     @staticmethod
-    async def outbox_insert(conn: Connection, kind: str, payload: bytes, not_before: float) -> None:
-        """Queue a side effect; call inside the transaction of the change that causes it."""
-        await conn.execute(_INSERT, (kind, payload, not_before, not_before))
+    async def outbox_insert(
+        conn: Connection,
+        kind: str,
+        payload: bytes,
+        not_before: float,
+        dedupe_key: str | None = None,
+    ) -> bool:
+        """Queue a side effect; call inside the transaction of the change that causes it.
+        False when a row holds `dedupe_key` already (nothing queued)."""
+        cursor = await conn.execute(INSERT, (kind, payload, not_before, not_before, dedupe_key))
+        return cursor.rowcount == 1
 
-    async def enqueue(self, kind: str, payload: bytes, not_before: float) -> None:
+    async def enqueue(
+        self, kind: str, payload: bytes, not_before: float, dedupe_key: str | None = None
+    ) -> bool:
         async with self.connection() as conn:
-            await self.outbox_insert(conn, kind, payload, not_before)
+            return await self.outbox_insert(conn, kind, payload, not_before, dedupe_key)
 
     async def claim_outbox(self, now: float, limit: int, lease_seconds: float) -> list[OutboxRow]:
         async with self.connection() as conn:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 
 from ..contract.oauth import RefreshTokenRecord, SigningKeyRecord
+from .approvals import ApprovalTables
+from .audit import AuditTables
 from .connection import Connection, PoolBounds, Target
 from .deferrals import DeferralTables
 from .front_door import FrontDoorTables
@@ -41,7 +43,14 @@ _LOCK_KEYS = "LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"
 
 
 class PostgresStore(
-    DeferralTables, FrontDoorTables, TaskTables, RemoteTaskTables, OutboxTables, LeaseTables
+    DeferralTables,
+    FrontDoorTables,
+    TaskTables,
+    ApprovalTables,
+    RemoteTaskTables,
+    OutboxTables,
+    AuditTables,
+    LeaseTables,
 ):
     def __init__(
         self, target: Target, *, pool: PoolBounds | None = None, migrate: bool = True

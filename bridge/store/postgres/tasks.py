@@ -8,12 +8,16 @@ Across replicas:
   task, or refuses another body), or, when the first rolled back, takes the key itself;
 - binding jtis are claimed by one `INSERT … ON CONFLICT DO UPDATE … WHERE spent-and-expired`
   whose returned rows are the ones this submission won; fewer than asked means a jti is
-  already spent, and everything the transaction wrote is rolled back.
+  already spent, and everything the transaction wrote is rolled back;
+- the approvals, outbox rows and audit entries of a change are written in its transaction,
+  the audit entries last (`audit.py`: their lock is the last one taken).
 """
 
 from __future__ import annotations
 
+import heapq
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
@@ -25,16 +29,34 @@ from ..contract.access_requests import (
     IdempotencyRecord,
     TaskChange,
     TaskRecord,
+    subject_key,
 )
+from ..contract.audit import AuditEvent
+from .approvals import DELETE_EXPIRED_TIES, ApprovalTables
+from .audit import AuditTables
+from .columns import fields_of, row_of
 from .connection import Connection, PostgresBase
 from .outbox import OutboxTables
 
 _TASK_JSON = frozenset({"subject", "context", "items", "requested_access", "callback", "client"})
-_APPROVAL_JSON = frozenset({"members", "binding"})
 _TASK_FIELDS = [f.name for f in fields(TaskRecord)]
 _TASK_COLUMNS = ", ".join(_TASK_FIELDS)
-_APPROVAL_COLUMNS = ", ".join(f.name for f in fields(ApprovalRecord))
 
+# The record's columns, and the key a person's own requests are found by.
+INSERT_TASK = (
+    f"INSERT INTO access_requests ({_TASK_COLUMNS}, subject_key) "
+    f"VALUES ({', '.join(['%s'] * (len(_TASK_FIELDS) + 1))})"
+)
+# The compare-and-set: pending at the expected version, or (a decided task's items changed)
+# at the expected version in whatever status.
+UPDATE_PENDING_TASK = (
+    "UPDATE access_requests SET status = %s, items = %s, updated_at = %s, retain_until = %s, "
+    "version = version + 1 WHERE id = %s AND status = 'pending' AND version = %s"
+)
+UPDATE_TASK = (
+    "UPDATE access_requests SET status = %s, items = %s, updated_at = %s, retain_until = %s, "
+    "version = version + 1 WHERE id = %s AND version = %s"
+)
 # Housekeeping and the inbox; each is answered from an index (tests/store/test_plans.py).
 SELECT_PENDING = (
     f"SELECT {_TASK_COLUMNS} FROM access_requests WHERE status = 'pending' "
@@ -43,6 +65,20 @@ SELECT_PENDING = (
 SELECT_PAST_EXPIRY = (
     f"SELECT {_TASK_COLUMNS} FROM access_requests WHERE status = 'pending' "
     "AND expires_at <= %s ORDER BY expires_at LIMIT %s"
+)
+# Pages, newest first: of any status, of one status (a page of several statuses merges one
+# page of each, every one read in index order), of one subject. Ids are compared byte by
+# byte (COLLATE "C", as the indexes are), as SQLite and Python compare them. Without a
+# `before` the bound is +infinity, so the statement and its plan stay the same.
+_NEWEST_FIRST = 'ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT %s'
+SELECT_RECENT = f"SELECT {_TASK_COLUMNS} FROM access_requests WHERE created_at < %s {_NEWEST_FIRST}"
+SELECT_RECENT_OF_STATUS = (
+    f"SELECT {_TASK_COLUMNS} FROM access_requests WHERE status = %s AND created_at < %s "
+    f"{_NEWEST_FIRST}"
+)
+SELECT_OF_SUBJECT = (
+    f"SELECT {_TASK_COLUMNS} FROM access_requests WHERE subject_key = %s AND created_at < %s "
+    f"{_NEWEST_FIRST}"
 )
 DELETE_DECIDED = "DELETE FROM access_requests WHERE status != 'pending' AND retain_until < %s"
 DELETE_OLD_APPROVALS = "DELETE FROM access_request_approvals WHERE approved_until < %s"
@@ -72,18 +108,24 @@ _CLAIM_BINDINGS = (
 
 
 class TaskTables(PostgresBase):
-    """Mixin of the access request tables; the store must also mix in `OutboxTables`."""
+    """Mixin of the access request tables; the store must also mix in `ApprovalTables`,
+    `OutboxTables` and `AuditTables`."""
 
     async def task_insert(
         self,
         task: TaskRecord,
         idempotency: IdempotencyRecord | None,
         binding_jtis: Sequence[tuple[str, float]],
+        *,
+        outbox: Sequence[tuple[str, bytes]] = (),
+        audit: Sequence[AuditEvent] = (),
+        approvals: Sequence[ApprovalRecord] = (),
     ) -> tuple[TaskRecord, bool]:
         """Store a new task, or return the one an equal earlier submission made (False).
 
         Raises `IdempotencyConflict` (same key, other body) or `BindingReused`; nothing is
-        written then (the transaction is rolled back)."""
+        written then (the transaction is rolled back). What goes with a new task is written
+        only with it."""
         async with self.transaction() as conn:
             if idempotency is not None:
                 earlier = await self._claim_idempotency(conn, idempotency, task.created_at)
@@ -114,11 +156,11 @@ class TaskTables(PostgresBase):
                 )
                 if len(await cursor.fetchall()) != len(wanted):
                     raise BindingReused()  # leaving the transaction rolls everything back
-            await conn.execute(
-                f"INSERT INTO access_requests ({_TASK_COLUMNS}) "
-                f"VALUES ({', '.join(['%s'] * len(_TASK_FIELDS))})",
-                _row(task, _TASK_JSON),
-            )
+            await conn.execute(INSERT_TASK, (*row_of(task, _TASK_JSON), subject_key(task.subject)))
+            await ApprovalTables.approvals_insert(conn, approvals)
+            for kind, payload in outbox:
+                await OutboxTables.outbox_insert(conn, kind, payload, task.created_at)
+            await AuditTables.audit_write(conn, audit)
         return task, True
 
     @staticmethod
@@ -172,12 +214,11 @@ class TaskTables(PostgresBase):
         return None if row is None else _task_record(row)
 
     async def task_update(self, change: TaskChange) -> bool:
-        """Apply `change` if the task is still pending at `expected_version`; False if not."""
+        """Apply `change` if the task is still at `expected_version` (and pending, when
+        `change.only_pending`); False if not, and nothing is written then."""
         async with self.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE access_requests SET status = %s, items = %s, updated_at = %s, "
-                "retain_until = %s, version = version + 1 "
-                "WHERE id = %s AND status = 'pending' AND version = %s",
+                UPDATE_PENDING_TASK if change.only_pending else UPDATE_TASK,
                 (
                     change.status,
                     json.dumps(change.items),
@@ -189,20 +230,35 @@ class TaskTables(PostgresBase):
             )
             if cursor.rowcount != 1:
                 return False
-            if change.approvals:
-                async with conn.cursor() as many:
-                    await many.executemany(
-                        f"INSERT INTO access_request_approvals ({_APPROVAL_COLUMNS}) "
-                        f"VALUES ({', '.join(['%s'] * len(fields(ApprovalRecord)))})",
-                        [_row(a, _APPROVAL_JSON) for a in change.approvals],
-                    )
+            await ApprovalTables.approvals_insert(conn, change.approvals)
             for kind, payload in change.outbox:
                 await OutboxTables.outbox_insert(conn, kind, payload, change.updated_at)
+            await AuditTables.audit_write(conn, change.audit)
         return True
 
     async def tasks_pending(self, limit: int) -> list[TaskRecord]:
         """Pending tasks, oldest first."""
         return await self._tasks(SELECT_PENDING, (limit,))
+
+    async def tasks_recent(
+        self, statuses: Sequence[str] | None, before: float | None, limit: int
+    ) -> list[TaskRecord]:
+        """Tasks newest first, of the given statuses (None: any), created before `before`."""
+        bound = math.inf if before is None else before
+        if statuses is None:
+            return await self._tasks(SELECT_RECENT, (bound, limit))
+        pages = [
+            await self._tasks(SELECT_RECENT_OF_STATUS, (status, bound, limit))
+            for status in dict.fromkeys(statuses)
+        ]
+        return list(heapq.merge(*pages, key=_order, reverse=True))[:limit]
+
+    async def tasks_of_subject(
+        self, key: str, before: float | None, limit: int
+    ) -> list[TaskRecord]:
+        """Tasks whose `subject_key(subject)` is `key`, newest first, created before `before`."""
+        bound = math.inf if before is None else before
+        return await self._tasks(SELECT_OF_SUBJECT, (key, bound, limit))
 
     async def tasks_past_expiry(self, now: float, limit: int) -> list[TaskRecord]:
         """Pending tasks whose `expires_at` has passed."""
@@ -213,52 +269,22 @@ class TaskTables(PostgresBase):
             cursor = await conn.execute(query, args)
             return [_task_record(row) for row in await cursor.fetchall()]
 
-    async def approvals_get(self, ids: Sequence[str]) -> dict[str, ApprovalRecord]:
-        if not ids:
-            return {}
-        async with self.connection() as conn:
-            cursor = await conn.execute(
-                f"SELECT {_APPROVAL_COLUMNS} FROM access_request_approvals WHERE id = ANY(%s)",
-                (list(dict.fromkeys(ids)),),
-            )
-            return {row[0]: _approval_record(row) for row in await cursor.fetchall()}
-
-    async def approval_revoke(self, approval_id: str, now: float) -> bool:
-        async with self.connection() as conn:
-            cursor = await conn.execute(
-                "UPDATE access_request_approvals SET revoked_at = %s "
-                "WHERE id = %s AND revoked_at IS NULL",
-                (now, approval_id),
-            )
-        return cursor.rowcount == 1
-
     async def tasks_purge(self, now: float, keep_seconds: float) -> None:
         """Forget what no longer works: handles `keep_seconds` past their retention,
-        approvals past `approved_until` as long, idle idempotency keys, spent binding jtis."""
+        approvals past `approved_until` as long, idle idempotency keys, spent binding jtis,
+        the ties of tokens that have expired."""
         async with self.transaction() as conn:
             await conn.execute(DELETE_DECIDED, (now - keep_seconds,))
             await conn.execute(DELETE_OLD_APPROVALS, (now - keep_seconds,))
             await conn.execute(DELETE_IDLE_IDEMPOTENCY, (now,))
             await conn.execute(DELETE_SPENT_BINDINGS, (now,))
-
-
-def _row(record: Any, as_json: frozenset[str]) -> tuple[Any, ...]:
-    return tuple(
-        json.dumps(value) if name in as_json and value is not None else value
-        for name, value in ((f.name, getattr(record, f.name)) for f in fields(record))
-    )
+            await conn.execute(DELETE_EXPIRED_TIES, (now,))
 
 
 def _task_record(row: Sequence[Any]) -> TaskRecord:
-    return TaskRecord(**_decoded(TaskRecord, row, _TASK_JSON))
+    return TaskRecord(**fields_of(TaskRecord, row, _TASK_JSON))
 
 
-def _approval_record(row: Sequence[Any]) -> ApprovalRecord:
-    return ApprovalRecord(**_decoded(ApprovalRecord, row, _APPROVAL_JSON))
-
-
-def _decoded(cls: type, row: Sequence[Any], as_json: frozenset[str]) -> dict[str, Any]:
-    return {
-        f.name: json.loads(value) if f.name in as_json and value is not None else value
-        for f, value in zip(fields(cls), row, strict=True)
-    }
+def _order(record: TaskRecord) -> tuple[float, str]:
+    """The pages' order (reversed): ids by code point, as `COLLATE "C"` compares UTF-8."""
+    return (record.created_at, record.id)

@@ -10,11 +10,14 @@ write into a schema it does not understand.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..contract.access_requests import subject_key
+from ..contract.audit import GENESIS_HASH
 from ..schema import SchemaTooNew
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "SchemaTooNew", "migrate", "pending"]
@@ -159,6 +162,56 @@ _FRONT_DOOR = (
     "CREATE INDEX IF NOT EXISTS ended_sessions_expiry ON ended_sessions (until)",
 )
 
+# What the approval pages need.
+_APPROVAL_PAGES = (
+    # The audit trail (store.contract.audit). `data` is the JSON text as written, not parsed
+    # and re-encoded by the database: the entry's hash covers the data exactly as it comes
+    # back. The chain's sequence number is the row id, given by the store, never by SQLite.
+    """CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY, at REAL NOT NULL, event TEXT NOT NULL, task_id TEXT,
+        actor TEXT, data TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
+    "CREATE INDEX audit_log_task ON audit_log (task_id, seq)",
+    "CREATE INDEX audit_log_at ON audit_log (at)",
+    # The chain's head, one row written with every append: a log cut short no longer ends
+    # where the head says. seq 0 is the empty log.
+    """CREATE TABLE audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL)""",
+    f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}')",
+    # Access tokens issued under approvals, revoked with any of them; a row lasts as long as
+    # its token.
+    """CREATE TABLE approval_tokens (
+        approval_id TEXT NOT NULL, jti TEXT NOT NULL, expires_at REAL NOT NULL,
+        PRIMARY KEY (approval_id, jti)) WITHOUT ROWID""",
+    "CREATE INDEX approval_tokens_expiry ON approval_tokens (expires_at)",
+    # "Granted by me": the approvals an approver granted that are still in force.
+    "ALTER TABLE access_request_approvals ADD COLUMN approved_by TEXT",
+    "CREATE INDEX access_request_approvals_granted_by "
+    "ON access_request_approvals (approved_by, approved_at, id) WHERE revoked_at IS NULL",
+    # A person's own requests, newest first (filled for earlier rows by `_fill_subject_keys`).
+    "ALTER TABLE access_requests ADD COLUMN subject_key TEXT",
+    "CREATE INDEX access_requests_subject ON access_requests (subject_key, created_at, id)",
+    # The inbox, newest first, of any status or of one; `id` in the index orders the ties
+    # without a sort. The (status, created_at) index of version 3 is a prefix of the second.
+    "CREATE INDEX access_requests_recent ON access_requests (created_at, id)",
+    "CREATE INDEX access_requests_status_recent ON access_requests (status, created_at, id)",
+    "DROP INDEX access_requests_pending",
+    # A message that two replicas may decide to send is queued once: a key stays taken
+    # until its row is purged. NULLs are distinct, so rows without a key never conflict.
+    "ALTER TABLE outbox ADD COLUMN dedupe_key TEXT",
+    "CREATE UNIQUE INDEX outbox_dedupe ON outbox (dedupe_key) WHERE dedupe_key IS NOT NULL",
+)
+
+
+def _fill_subject_keys(db: sqlite3.Connection) -> None:
+    """The key of every task filed before version 6, by the contract's own rule (in Python:
+    SQLite's JSON functions would not spell it byte for byte as `json.dumps` does)."""
+    rows = db.execute("SELECT id, subject FROM access_requests WHERE subject_key IS NULL")
+    db.executemany(
+        "UPDATE access_requests SET subject_key = ? WHERE id = ?",
+        [(subject_key(json.loads(subject)), task_id) for task_id, subject in rows.fetchall()],
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "OAuth, outbox, deferral and access request tables", _FIRST),
     Migration(
@@ -170,6 +223,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         5,
         "the front door: requests, codes, sign-in throttle, sign-outs",
         _FRONT_DOOR,
+    ),
+    Migration(
+        6,
+        "approval pages: audit trail, approval tokens, inbox and subject indexes, outbox keys",
+        _APPROVAL_PAGES,
+        _fill_subject_keys,
     ),
 )
 LATEST = MIGRATIONS[-1].version

@@ -13,23 +13,36 @@ SELECT_DUE = (
     "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
 )
 DELETE_OLD = "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?"
+# A row with a `dedupe_key` that another row holds (delivered or not) is not queued; rows
+# without one never conflict (the unique index is on the keys that are there).
+INSERT = (
+    "INSERT INTO outbox (kind, payload, next_attempt_at, created_at, dedupe_key) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING"
+)
 
 
 class OutboxTables(SQLiteBase):
     @staticmethod
-    def outbox_insert(db: sqlite3.Connection, kind: str, payload: bytes, not_before: float) -> None:
-        """Queue a side effect; call inside the transaction of the change that causes it."""
-        db.execute(
-            "INSERT INTO outbox (kind, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?)",
-            (kind, payload, not_before, not_before),
-        )
+    def outbox_insert(
+        db: sqlite3.Connection,
+        kind: str,
+        payload: bytes,
+        not_before: float,
+        dedupe_key: str | None = None,
+    ) -> bool:
+        """Queue a side effect; call inside the transaction of the change that causes it.
+        False when a row holds `dedupe_key` already (nothing queued)."""
+        cursor = db.execute(INSERT, (kind, payload, not_before, not_before, dedupe_key))
+        return cursor.rowcount == 1
 
-    async def enqueue(self, kind: str, payload: bytes, not_before: float) -> None:
-        def work() -> None:
+    async def enqueue(
+        self, kind: str, payload: bytes, not_before: float, dedupe_key: str | None = None
+    ) -> bool:
+        def work() -> bool:
             with transaction(self.db):
-                self.outbox_insert(self.db, kind, payload, not_before)
+                return self.outbox_insert(self.db, kind, payload, not_before, dedupe_key)
 
-        await self._run(work)
+        return await self._run(work)
 
     async def claim_outbox(self, now: float, limit: int, lease_seconds: float) -> list[OutboxRow]:
         def work() -> list[OutboxRow]:

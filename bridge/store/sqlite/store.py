@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 from ..contract.oauth import RefreshTokenRecord, SigningKeyRecord
+from .approvals import ApprovalTables
+from .audit import AuditTables
 from .connection import transaction
 from .deferrals import DeferralTables
 from .front_door import FrontDoorTables
@@ -23,7 +25,14 @@ DELETE_REVOKED_TOKENS = "DELETE FROM revoked_access_tokens WHERE expires_at < ?"
 
 
 class SQLiteStore(
-    DeferralTables, FrontDoorTables, TaskTables, RemoteTaskTables, OutboxTables, LeaseTables
+    DeferralTables,
+    FrontDoorTables,
+    TaskTables,
+    ApprovalTables,
+    RemoteTaskTables,
+    OutboxTables,
+    AuditTables,
+    LeaseTables,
 ):
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
         super().__init__(path, migrate=migrate)
