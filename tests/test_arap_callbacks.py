@@ -191,6 +191,8 @@ async def test_the_outbox_worker_delivers(
         async def consumed(row: OutboxRow) -> Delivered:
             return Delivered()
 
-        worker = OutboxWorker(h.store, {**h.ars.outbox_handlers(), "task_terminal": consumed})
-        assert await worker.run_once() == 2
-        assert await h.store.outbox_counts() == {"done": 2}
+        # The callback, and what others consume: the follow-up and the approvers' notice.
+        others = {"task_terminal": consumed, "approval_needed": consumed}
+        worker = OutboxWorker(h.store, {**h.ars.outbox_handlers(), **others})
+        assert await worker.run_once() == 3
+        assert await h.store.outbox_counts() == {"done": 3}

@@ -42,7 +42,11 @@ async def test_approval_of_a_single_request(tmp_path: Path) -> None:
         assert parse_rfc3339(approval["approved_until"]) == int(h.clock()) + 3600
         assert parse_rfc3339(approval["approved_at"]) == int(h.clock())
         # Audit stays in the record and out of what the requester reads.
-        assert done.record.items[0]["decided_by"] == {"iss": "https://idp.test", "sub": "maria"}
+        assert done.record.items[0]["decided_by"] == {
+            "iss": "https://idp.test",
+            "sub": "maria",
+            "key": '["https://idp.test","user","maria"]',
+        }
         assert "decided_by" not in json.dumps(body) and "maria" not in json.dumps(body)
         assert await h.outbox() == [("task_terminal", task_id.encode())]
         with pytest.raises(InvalidTaskState):
@@ -169,9 +173,11 @@ async def test_a_bundle_expires_into_partial(tmp_path: Path) -> None:
 async def test_the_approver_inbox(tmp_path: Path) -> None:
     async with harness(tmp_path) as h:
         mine = await pending(h, "plan")  # alice's, template manager
+        h.clock.advance(1)  # the inbox is in filing order
         bobs = (
             await h.service.submit(await h.submission(secret_doc("x", user="bob")), PEP, None)
         ).id
+        h.clock.advance(1)
         reports = (await h.service.submit(await h.submission(report()), PEP, None)).id
         assert [t["id"] for t in await h.service.tasks_for(MARIA)] == [mine, bobs]
         assert [t["id"] for t in await h.service.tasks_for(ALICE)] == [bobs]  # not her own

@@ -12,7 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bridge.access_requests.binding import request_binding_hash
+from bridge.access_requests.problems import InvalidTaskState
 from bridge.access_requests.times import parse_rfc3339
 from bridge.authzen.models import EvaluationRequest, ResourceSearchRequest
 from tests.test_arap_support import (
@@ -89,10 +92,14 @@ async def test_a_valid_approval_reaches_cedar_and_permits(tmp_path: Path) -> Non
         # The PEP's copy may say anything else: the stored template and expiry count.
         claimed = {**approval, "template": "director", "approved_until": "2099-01-01T00:00:00Z"}
         decision = (await h.deny(secret_doc(approval=claimed))).to_json()
+        # A re-evaluation gets an id of its own, which the audit trail records with it.
+        evaluation_id = decision["context"]["evaluation_id"]
+        assert evaluation_id.startswith("eval_")
         assert decision == {
             "decision": True,
             "context": {
-                "approval": {"id": approval["id"], "approved_until": approval["approved_until"]}
+                "approval": {"id": approval["id"], "approved_until": approval["approved_until"]},
+                "evaluation_id": evaluation_id,
             },
         }
 
@@ -136,8 +143,9 @@ async def test_expired_and_revoked_approvals_are_ignored(tmp_path: Path) -> None
         first = await approved(h, secret_doc("plan"))
         second = await approved(h, secret_doc("budget"))
         assert (await h.deny(secret_doc("plan", approval=first))).decision is True
-        assert await h.service.revoke_approval(second["id"]) is True
-        assert await h.service.revoke_approval(second["id"]) is False
+        assert (await h.service.revoke(second["id"], None)).id == second["id"]  # an operator
+        with pytest.raises(InvalidTaskState):
+            await h.service.revoke(second["id"], None)
         assert (await h.deny(secret_doc("budget", approval=second))).decision is False
         h.clock.advance(600)
         assert (await h.deny(secret_doc("plan", approval=first))).decision is False

@@ -46,6 +46,13 @@ async def test_a_submission_becomes_a_pending_task(tmp_path: Path) -> None:
                 "status": "pending",
                 "status_endpoint": f"{ENDPOINT}/{view.id}",
                 "expires_at": view.to_json(h.ars.urls)["task"]["expires_at"],
+                # ARAP's progress: a template with no steps declared is one step, `approve`.
+                "progress": {
+                    "current_step": 1,
+                    "total_steps": 1,
+                    "step_name": "approve",
+                    "awaiting": ["approve"],
+                },
                 "links": {"cancel": f"{ENDPOINT}/{view.id}/cancel"},
             }
         }

@@ -163,10 +163,17 @@ class Harness:
         body.update(extra)
         return body
 
-    async def outbox(self) -> list[tuple[str, bytes]]:
+    async def outbox(self, *, notices: bool = False) -> list[tuple[str, bytes]]:
+        """The outbox rows, oldest first; without the notices to approvers (`approval_needed`,
+        queued with every new request) unless `notices`."""
+
         def work() -> list[tuple[str, bytes]]:
             rows = self.store.db.execute("SELECT kind, payload FROM outbox ORDER BY id")
-            return [(kind, bytes(payload)) for kind, payload in rows.fetchall()]
+            return [
+                (kind, bytes(payload))
+                for kind, payload in rows.fetchall()
+                if notices or kind != "approval_needed"
+            ]
 
         return await self.store._run(work)
 

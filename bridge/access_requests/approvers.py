@@ -1,13 +1,18 @@
 """Who may decide an access request: a Cedar decision of the store whose policy denied.
 
-For each approval template among the items in question the bridge asks the store's PDP:
+For each approval template (and step) among the items in question the bridge asks the
+store's PDP:
 
 - subject: the approver, `{"type": <approver issuer's subject_type>, "id": <sub>}`;
-- action: `approve`;
+- action: `approve` (deciding), `revoke` (withdrawing a granted approval), or
+  `approve_emergency` (with the requester's subject as the principal: may policy approve
+  this emergency request at once);
 - resource: `{"type": "AccessRequest", "id": <task id>, "properties": {...}}` with
-  `template` (the `@approval` template), `requester` (`pep:<id>` or `client:<client id>`),
-  `subject_type` and `subject_id` (whose access is requested) and `items`, the pairs of that
-  template as `{"resource_type", "resource_id", "action"}` records;
+  `template` (the `@approval` template), `step` (the name of the template's step the items
+  wait on; `approve` for a one-step template), `emergency` (the request says so),
+  `requester` (`pep:<id>` or `client:<client id>`), `subject_type` and `subject_id` (whose
+  access is requested) and `items`, the pairs of that template as `{"resource_type",
+  "resource_id", "action"}` records;
 - context: `{"approver_id": <sub>}`.
 
 Separation of duties beyond that is policy, e.g.
@@ -20,18 +25,22 @@ assertion it was built from.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..authzen.models import EvaluationRequest, EvaluationsSemantic
-from ..authzen.pdp import PDP
+from ..authzen.pdp import PDP, policy_version
 from ..store.contract import TaskRecord
+from .steps import current_step
 from .tasks import PENDING
 
 log = logging.getLogger("bridge.access_requests")
 
 APPROVE_ACTION = "approve"
+REVOKE_ACTION = "revoke"
+EMERGENCY_ACTION = "approve_emergency"
 # Longer `act` chains than this are not looked through (no token endpoint makes them).
 MAX_ACT_DEPTH = 16
 ACCESS_REQUEST_TYPE = "AccessRequest"
@@ -45,8 +54,30 @@ class Approver:
     subject_type: str
     sub: str
 
+    @property
+    def key(self) -> str:
+        """Who this approver is, as records and the audit trail name them: issuer, subject
+        type and `sub` as a JSON array (no separator to escape)."""
+        return json.dumps([self.issuer, self.subject_type, self.sub], separators=(",", ":"))
 
-def approve_request(approver: Approver, task: TaskRecord, template: str) -> EvaluationRequest:
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One question to the policies about a task: may the approver take `action` on the
+    items of `template` waiting at `step`?"""
+
+    task: TaskRecord
+    template: str
+    step: str
+    action: str = APPROVE_ACTION
+
+
+def approve_request(approver: Approver, ask: Ask) -> EvaluationRequest:
+    task, template = ask.task, ask.template
+    emergency = any(
+        isinstance(access, dict) and access.get("emergency") is True
+        for access in [task.requested_access, *(i.get("requested_access") for i in task.items)]
+    )
     items = [
         {
             "resource_type": item["resource"]["type"],
@@ -59,12 +90,14 @@ def approve_request(approver: Approver, task: TaskRecord, template: str) -> Eval
     return EvaluationRequest.model_validate(
         {
             "subject": {"type": approver.subject_type, "id": approver.sub},
-            "action": {"name": APPROVE_ACTION},
+            "action": {"name": ask.action},
             "resource": {
                 "type": ACCESS_REQUEST_TYPE,
                 "id": task.id,
                 "properties": {
                     "template": template,
+                    "step": ask.step,
+                    "emergency": emergency,
                     "requester": task.requester,
                     "subject_type": task.subject["type"],
                     "subject_id": task.subject["id"],
@@ -107,8 +140,14 @@ def is_party(approver: Approver, task: TaskRecord) -> bool:
     return approver.sub in parties(task)
 
 
-def pending_templates(task: TaskRecord) -> list[str]:
-    return list(dict.fromkeys(i["template"] for i in task.items if i["status"] == PENDING))
+def pending_asks(task: TaskRecord) -> list[Ask]:
+    """What deciding the task's pending items takes: one ask per template and waiting step."""
+    asks = {
+        (i["template"], current_step(i).name): Ask(task, i["template"], current_step(i).name)
+        for i in task.items
+        if i["status"] == PENDING
+    }
+    return list(asks.values())
 
 
 class ApproverPolicy:
@@ -117,22 +156,25 @@ class ApproverPolicy:
     def __init__(self, deciders: Mapping[str, PDP]) -> None:
         self._deciders = deciders
 
-    async def allowed(
-        self, approver: Approver, tasks: Iterable[tuple[TaskRecord, str]]
-    ) -> list[bool]:
-        """One answer per (task, template): may `approver` decide its items? One batch per
-        store; a failed item or a store that is not configured answers no."""
-        asked = list(tasks)
+    def version(self, pdp_id: str) -> str | None:
+        """The version of the policies the store `pdp_id` decides with now (for audit)."""
+        pdp = self._deciders.get(pdp_id)
+        return None if pdp is None else policy_version(pdp)
+
+    async def allowed(self, approver: Approver, asks: Iterable[Ask]) -> list[bool]:
+        """One answer per ask. One batch per store; a failed item or a store that is not
+        configured answers no."""
+        asked = list(asks)
         answers = [False] * len(asked)
         by_pdp: dict[str, list[int]] = {}
-        for n, (task, _) in enumerate(asked):
-            by_pdp.setdefault(task.pdp, []).append(n)
+        for n, ask in enumerate(asked):
+            by_pdp.setdefault(ask.task.pdp, []).append(n)
         for pdp_id, members in by_pdp.items():
             pdp = self._deciders.get(pdp_id)
             if pdp is None:
                 log.warning("no policy store %s to decide approvers", pdp_id)
                 continue
-            requests = [approve_request(approver, *asked[n]) for n in members]
+            requests = [approve_request(approver, asked[n]) for n in members]
             decisions = await pdp.evaluations(requests, EvaluationsSemantic.execute_all)
             for n, decision in zip(members, decisions, strict=False):
                 answers[n] = decision.decision

@@ -1,6 +1,6 @@
 """The access request part (ARAP), assembled from settings.
 
-    ars = AccessRequests(settings, store, keys, deciders, issuers)
+    ars = AccessRequests(settings, store, keys, deciders, issuers, folders)
     pdp = ars.decision_point(cedar_pdp, endpoints.pdp_id)     # per embedded store
     filing = ars.filing_for(token_pdp, http)                  # where token requests file
     routes += ars.routes(settings.stores["default"].auth)
@@ -10,6 +10,8 @@
 
 `deciders` maps each embedded store's PDP identifier (`StoreEndpoints.pdp_id`) to its
 *inner* Cedar PDP: approver decisions must not be turned into requestable denials.
+`folders` maps the same identifiers to the stores' folders, where their approval templates
+(`approvals.toml`) are.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Protocol
 
 import httpx
@@ -29,7 +32,7 @@ from ..jose.signing_keys import JWKS_PATH, SigningKeys
 from ..jose.trusted_issuers import TrustedIssuers
 from ..outbox import Delivered, Handler, Outcome
 from ..settings import PEPAuthSettings, Settings
-from ..store.contract import OutboxRow, RemoteTaskStore, TaskStore
+from ..store.contract import AuditStore, OutboxRow, RemoteTaskStore, TaskStore
 from .auth import ApproverAuthenticator, RequesterAuthenticator
 from .binding_token import BindingTokens
 from .callbacks import KIND as CALLBACK_KIND
@@ -42,12 +45,13 @@ from .remote_backend import RemoteAccessRequests, callback_routes
 from .routes import API_PATH, access_request_routes
 from .service import AccessRequestService
 from .tasks import TaskURLs
+from .templates import TemplateCatalog
 
 log = logging.getLogger("bridge.access_requests")
 
 
-class Store(TaskStore, RemoteTaskStore, Protocol):
-    """What this part keeps: its tasks, and those filed with a remote service."""
+class Store(TaskStore, RemoteTaskStore, AuditStore, Protocol):
+    """What this part keeps: its tasks, those filed with a remote service, the audit."""
 
 
 # Every how many housekeeping passes finished access requests are purged.
@@ -62,6 +66,7 @@ class AccessRequests:
         keys: SigningKeys,
         deciders: Mapping[str, PDP],
         issuers: TrustedIssuers,
+        folders: Mapping[str, Path] | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -87,6 +92,7 @@ class AccessRequests:
             deciders,
             options,
             self.urls,
+            templates=TemplateCatalog(dict(folders or {})),
             max_items=settings.limits.max_batch_items,
             clock=clock,
         )
@@ -170,6 +176,7 @@ class AccessRequests:
     def chores(self) -> list[Chore]:
         chores = [
             Chore("expire access requests", self.service.expire_due),
+            Chore("escalate approval steps", self.service.escalate_due),
             # Purging scans whole tables: seldom, not every few seconds.
             Chore("purge access requests", self.service.sweep, every_passes=PURGE_EVERY_PASSES),
         ]

@@ -1,11 +1,15 @@
 """An approver's decision on the items of a task: what they asked for, checked, and the
 items and approvals it produces.
 
-An approved item gets `result = {"mode": "reevaluate", "approval": {"id", "approved_at",
-"approved_until"}}` and an approval record bound to the item's subject (actor excluded),
+An item waits on the current step of its template (`steps`); an approval counts there, and
+moves the item to its next step, or approves it once the last step has its approvals. A
+denial at any step denies the item. An approved item gets
+`result = {"mode": "reevaluate", "approval": {"id", "approved_at", "approved_until"}}` and
+an approval record bound to the item's subject (actor excluded),
 resource, action and authorization-relevant context, which the PDP matches on re-evaluation.
-`approved_until` is the approver's choice, at most `max_approval_seconds` ahead; without one
-it is `default_approval_seconds` ahead, or the requester's earlier `requested_until`.
+`approved_until` is the earliest any approver of the item chose, at most
+`max_approval_seconds` ahead; without one it is `default_approval_seconds` ahead, or the
+requester's earlier `requested_until`.
 Who decided, when and why stays in the item for audit and is never shown to requesters.
 """
 
@@ -17,9 +21,13 @@ from typing import Any
 
 from ..settings import AccessRequestSettings
 from ..store.contract import ApprovalRecord, TaskRecord
+from . import audit_events
 from .approvers import Approver
 from .binding import binding_hash, bound_context, bound_subject
+from .lifecycle import Transition
+from .notices import DECIDE, ApprovalNeeded
 from .problems import BadRequest, InvalidTaskState
+from .steps import approve_step, chosen_until, current_step
 from .submission import requested_until
 from .tasks import APPROVED, DENIED, PENDING
 from .times import rfc3339
@@ -52,6 +60,14 @@ class DecisionInput:
         if self.approved_until is not None and self.decision != APPROVE:
             raise BadRequest("approved_until goes only with an approval")
 
+    def check_until(self, settings: AccessRequestSettings, now: float) -> None:
+        latest = now + settings.max_approval_seconds
+        if self.approved_until is not None and not now < self.approved_until <= latest:
+            raise BadRequest(
+                f"approved_until must be in the future and at most "
+                f"{settings.max_approval_seconds} s ahead"
+            )
+
     def chosen(self, task: TaskRecord) -> list[int]:
         if self.items is None:
             return [n for n, item in enumerate(task.items) if item["status"] == PENDING]
@@ -70,48 +86,87 @@ def decide_items(
     wanted: DecisionInput,
     settings: AccessRequestSettings,
     now: float,
-) -> tuple[list[Any], list[Any]]:
+    version: str | None,
+) -> Transition:
+    """The items after `approver`'s decision on the `chosen` ones (each at its current step),
+    with the approvals granted, the notices for steps that now wait, and the audit."""
     items: list[dict[str, Any]] = [dict(item) for item in task.items]
-    approvals: list[ApprovalRecord] = []
+    out = Transition(items)
     for n in chosen:
-        item = items[n]
-        item["decided_by"] = {"iss": approver.issuer, "sub": approver.sub}
-        item["decided_at"] = rfc3339(now)
-        if wanted.justification is not None:
-            item["justification"] = wanted.justification
+        step = current_step(items[n])
         if wanted.decision == DENY:
-            item["status"] = DENIED
+            items[n] = {**_decided(items[n], approver, wanted, now), "status": DENIED}
+            out.audit.append(
+                audit_events.denied(
+                    task, n, step.name, approver.key, wanted.justification, version, now
+                )
+            )
             continue
-        until = _approved_until(task, item, wanted, settings, now)
-        approval = _approval(task, n, item, now, until)
-        approvals.append(approval)
-        item["status"] = APPROVED
-        item["result"] = {
+        counted = approve_step(
+            items[n], approver.key, now, wanted.approved_until, wanted.justification
+        )
+        items[n] = counted.item
+        if not counted.finished:
+            out.audit.append(
+                audit_events.step_approved(
+                    task, n, step.name, approver.key, wanted.justification, version, now
+                )
+            )
+            if counted.advanced:
+                next_step = current_step(counted.item)
+                notice = ApprovalNeeded(task.id, DECIDE, items[n]["template"], next_step.index, n)
+                out.outbox.append(notice.outbox_row())
+            continue
+        until = approved_until(task, items[n], chosen_until(items[n]), settings, now)
+        approval = new_approval(task, n, items[n], now, until, approver.key)
+        items[n] = approved_item(_decided(items[n], approver, wanted, now), approval, now)
+        out.approvals.append(approval)
+        out.audit.append(
+            audit_events.approved(task, n, approval, approver.key, wanted.justification, version)
+        )
+    return out
+
+
+def _decided(
+    item: dict[str, Any], approver: Approver, wanted: DecisionInput, now: float
+) -> dict[str, Any]:
+    decided_by = {"iss": approver.issuer, "sub": approver.sub, "key": approver.key}
+    out = {**item, "decided_by": decided_by}
+    out["decided_at"] = rfc3339(now)
+    if wanted.justification is not None:
+        out["justification"] = wanted.justification
+    return out
+
+
+def approved_item(item: dict[str, Any], approval: ApprovalRecord, now: float) -> dict[str, Any]:
+    return {
+        **item,
+        "status": APPROVED,
+        "result": {
             "mode": "reevaluate",
             "approval": {
                 "id": approval.id,
                 "approved_at": rfc3339(now),
-                "approved_until": rfc3339(until),
+                "approved_until": rfc3339(approval.approved_until),
             },
-        }
-    return items, approvals
+        },
+    }
 
 
-def _approved_until(
+def approved_until(
     task: TaskRecord,
     item: dict[str, Any],
-    wanted: DecisionInput,
+    chosen: float | None,
     settings: AccessRequestSettings,
     now: float,
 ) -> float:
+    """The approval's end: what the approvers chose (the earliest), else the default or the
+    requester's earlier `requested_until`; never beyond `max_approval_seconds`."""
     latest = now + settings.max_approval_seconds
-    if wanted.approved_until is not None:
-        if not now < wanted.approved_until <= latest:
-            raise BadRequest(
-                f"approved_until must be in the future and at most "
-                f"{settings.max_approval_seconds} s ahead"
-            )
-        return float(int(wanted.approved_until))
+    if chosen is not None:
+        if not now < chosen:
+            raise BadRequest("an approver's approved_until has passed: decide again")
+        return float(int(min(chosen, latest)))
     until = now + settings.default_approval_seconds
     asked = requested_until(item.get("requested_access"), task.requested_access)
     if asked is not None and now < asked < until:
@@ -119,8 +174,8 @@ def _approved_until(
     return float(int(min(until, latest)))
 
 
-def _approval(
-    task: TaskRecord, n: int, item: dict[str, Any], now: float, until: float
+def new_approval(
+    task: TaskRecord, n: int, item: dict[str, Any], now: float, until: float, by: str
 ) -> ApprovalRecord:
     members = item["denial"]["members"]
     return ApprovalRecord(
@@ -141,4 +196,5 @@ def _approval(
         },
         approved_at=now,
         approved_until=until,
+        approved_by=by,
     )

@@ -19,6 +19,7 @@ from .service import AccessRequestService, DeniedEvaluation, oauth_requester
 class FiledRequest:
     id: str  # the task id a deferral waits on
     expires_at: float
+    status: str = "pending"  # a request can end at filing (an emergency approved at once)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class RequestOutcome:
 
 
 class AccessRequestFiling(Protocol):
+    # Whether the approvals of `outcome` are this bridge's own (in its store), so that the
+    # tokens issued under them can be tied to them for revocation.
+    local_approvals: bool
+
     async def file(self, denied: Sequence[DeniedEvaluation], client_id: str) -> FiledRequest: ...
 
     async def outcome(self, task_id: str) -> RequestOutcome: ...
@@ -42,12 +47,14 @@ class AccessRequestFiling(Protocol):
 class EmbeddedFiling:
     """The bridge's own service (embedded PDP): an in-process call, no HTTP."""
 
+    local_approvals = True
+
     def __init__(self, service: AccessRequestService) -> None:
         self._service = service
 
     async def file(self, denied: Sequence[DeniedEvaluation], client_id: str) -> FiledRequest:
         task = await self._service.submit_internal(denied, client_id=client_id)
-        return FiledRequest(task.id, task.expires_at)
+        return FiledRequest(task.id, task.expires_at, task.status)
 
     async def outcome(self, task_id: str) -> RequestOutcome:
         task = await self._service.task(task_id)

@@ -6,7 +6,8 @@ between (`version`); otherwise it is computed again from the new state, so two a
 deciding at once leave exactly one outcome. A pending task past `expires_at` is expired
 when it is next read (and by `expire_due`, which the app may call periodically). Reaching a
 terminal status queues, in the same transaction, the `task_terminal` row (payload: the task
-id) that the deferral service consumes, and the ARAP callback when one was asked for.
+id) that the deferral service consumes, and the ARAP callback when one was asked for. Every
+change carries its audit entries (`audit_events`), written in that same transaction.
 """
 
 from __future__ import annotations
@@ -14,9 +15,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from ..store.contract import ApprovalRecord, TaskChange, TaskRecord, TaskStore
-from . import callbacks
+from ..store.contract import (
+    ApprovalRecord,
+    AuditEvent,
+    AuditStore,
+    TaskChange,
+    TaskRecord,
+    TaskStore,
+)
+from . import audit_events, callbacks
 from .problems import InvalidTaskState, TaskExpired, UnknownTask
 from .tasks import EXPIRED, PENDING, TaskView, aggregate
 
@@ -30,11 +40,27 @@ _SWEEP_BATCH = 100
 _SWEEP_BATCHES = 50  # a sweep ends even if some task keeps refusing to expire
 
 Item = dict[str, object]
-Compute = Callable[[TaskRecord, float], Awaitable[tuple[list[Item], list[ApprovalRecord]]]]
+
+
+class ServiceStore(TaskStore, AuditStore, Protocol):
+    """What the access request service keeps: its tasks and their audit trail."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a change makes of a task: its new items, and what goes with them."""
+
+    items: list[Item]
+    approvals: list[ApprovalRecord] = field(default_factory=list)
+    outbox: list[tuple[str, bytes]] = field(default_factory=list)
+    audit: list[AuditEvent] = field(default_factory=list)
+
+
+Compute = Callable[[TaskRecord, float], Awaitable[Transition]]
 
 
 class TaskLifecycle:
-    def __init__(self, store: TaskStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: ServiceStore, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
 
@@ -58,8 +84,7 @@ class TaskLifecycle:
             if task.status != PENDING:
                 raise InvalidTaskState(f"the access request is already {task.status}")
             now = self.clock()
-            items, approvals = await compute(task, now)
-            updated = await self._write(task, items, approvals, now)
+            updated = await self._write(task, await compute(task, now), now)
             if updated is not None:
                 return TaskView(updated)
         raise InvalidTaskState("the access request is changing; try again")
@@ -82,8 +107,10 @@ class TaskLifecycle:
         for _ in range(_ATTEMPTS):
             if task.status != PENDING:
                 return task
+            now = self.clock()
             items = [{**i, "status": EXPIRED} if i["status"] == PENDING else i for i in task.items]
-            updated = await self._write(task, items, [], self.clock())
+            expired = audit_events.expired(task, now)
+            updated = await self._write(task, Transition(items, audit=[expired]), now)
             if updated is not None:
                 return updated
             found = await self.store.task_get(task.id)
@@ -93,27 +120,30 @@ class TaskLifecycle:
         return task
 
     async def _write(
-        self, task: TaskRecord, items: list[Item], approvals: list[ApprovalRecord], now: float
+        self, task: TaskRecord, change: Transition, now: float, *, only_pending: bool = True
     ) -> TaskRecord | None:
+        items = change.items
         status = aggregate(str(i["status"]) for i in items)
-        retain_until = task.expires_at
-        outbox: list[tuple[str, bytes]] = []
-        if status != PENDING:
+        retain_until = task.retain_until if task.status != PENDING else task.expires_at
+        outbox = list(change.outbox)
+        if status != PENDING and task.status == PENDING:
             retain_until = max(task.expires_at, min(now, task.expires_at) + RETENTION_SECONDS)
             outbox.append((TASK_TERMINAL, task.id.encode("utf-8")))
             if callbacks.wants(task.callback, status):
                 outbox.append((callbacks.KIND, callbacks.callback_payload(task.id, status)))
-        change = TaskChange(
+        record = TaskChange(
             task_id=task.id,
             expected_version=task.version,
             status=status,
             items=items,
             updated_at=now,
             retain_until=retain_until,
-            approvals=approvals,
+            approvals=change.approvals,
             outbox=outbox,
+            audit=change.audit,
+            only_pending=only_pending,
         )
-        if not await self.store.task_update(change):
+        if not await self.store.task_update(record):
             return None
         return dataclasses.replace(
             task,

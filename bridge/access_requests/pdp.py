@@ -12,6 +12,11 @@ requestable denial (§2) with a signed `binding_token`; a permit that used an ap
 so in `context.approval`, whose `approved_until` bounds what a PEP derives from it. Every
 other decision passes unchanged (batch items stay exactly `{"decision": b}`). Searches are
 delegated unchanged.
+
+An evaluation that presents an approval this store granted (in force, revoked or expired)
+is a re-evaluation: its decision gets an `evaluation_id`, and the audit trail records it
+with the approval, the decision and the policies' version, before the decision is answered
+(no audit entry, no decision).
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from ..authzen.models import (
     SearchResult,
     SubjectSearchRequest,
 )
-from ..authzen.pdp import PDP
-from ..store.contract import ApprovalRecord
+from ..authzen.pdp import PDP, policy_version
+from ..store.contract import ApprovalRecord, AuditEvent
+from . import audit_events
 from .binding import CanonicalizationError, relevant_members, request_binding_hash
 from .binding_token import BindingTokens
 from .times import rfc3339
@@ -43,6 +49,12 @@ APPROVAL_REQUIRED = "approval_required"
 
 class ApprovalLookup(Protocol):
     async def approvals_get(self, ids: Sequence[str]) -> dict[str, ApprovalRecord]: ...
+
+    async def audit_append(self, events: Sequence[AuditEvent]) -> None: ...
+
+
+# (the request as Cedar sees it, the approval that applies, the approval it claimed)
+_Checked = tuple[EvaluationRequest, ApprovalRecord | None, ApprovalRecord | None]
 
 
 class ARAPDecisionPoint:
@@ -73,9 +85,12 @@ class ARAPDecisionPoint:
         self._clock = clock
 
     async def evaluate(self, request: EvaluationRequest) -> Decision:
-        [(checked, approval)] = await self._check_approvals([request])
+        [(checked, approval, claimed)] = await self._check_approvals([request])
         decision = await self.inner.evaluate(checked)
-        return await self._finish(checked, decision, approval)
+        [finished] = await self._audited(
+            [claimed], [await self._finish(checked, decision, approval)]
+        )
+        return finished
 
     async def evaluations(
         self,
@@ -83,11 +98,46 @@ class ARAPDecisionPoint:
         semantic: EvaluationsSemantic = EvaluationsSemantic.execute_all,
     ) -> list[Decision]:
         checked = await self._check_approvals(requests)
-        decisions = await self.inner.evaluations([r for r, _ in checked], semantic)
-        return [
+        decisions = await self.inner.evaluations([r for r, _, _ in checked], semantic)
+        finished = [
             await self._finish(request, decision, approval)
-            for (request, approval), decision in zip(checked, decisions, strict=False)
+            for (request, approval, _), decision in zip(checked, decisions, strict=False)
         ]
+        return await self._audited([c for _, _, c in checked], finished)
+
+    def policy_version(self) -> str | None:
+        return policy_version(self.inner)
+
+    async def _audited(
+        self, claimed: Sequence[ApprovalRecord | None], decisions: list[Decision]
+    ) -> list[Decision]:
+        """Record the re-evaluations among `decisions` (those whose request presented one
+        of this store's approvals), each with an evaluation id its decision carries."""
+        if not any(c is not None for c in claimed[: len(decisions)]):
+            return decisions
+        now = self._clock()
+        version = self.policy_version()
+        events = []
+        out = list(decisions)
+        for n, (approval, decision) in enumerate(zip(claimed, decisions, strict=False)):
+            if approval is None:
+                continue
+            evaluation_id = (decision.context or {}).get("evaluation_id")
+            if not isinstance(evaluation_id, str):  # a requestable denial has its own already
+                evaluation_id = "eval_" + secrets.token_urlsafe(16)
+            out[n] = Decision(
+                decision.decision,
+                {**(decision.context or {}), "evaluation_id": evaluation_id},
+                requestable=decision.requestable,
+            )
+            events.append(
+                audit_events.reevaluated(approval, evaluation_id, decision.decision, version, now)
+            )
+        try:
+            await self._approvals.audit_append(events)
+        except Exception as exc:  # an unaudited re-evaluation is no decision
+            raise PDPError(f"the re-evaluation could not be audited: {type(exc).__name__}") from exc
+        return out
 
     async def search_subject(self, request: SubjectSearchRequest) -> SearchResult:
         return await self.inner.search_subject(request)
@@ -100,9 +150,7 @@ class ARAPDecisionPoint:
 
     # -- approvals in -----------------------------------------------------------------
 
-    async def _check_approvals(
-        self, requests: Sequence[EvaluationRequest]
-    ) -> list[tuple[EvaluationRequest, ApprovalRecord | None]]:
+    async def _check_approvals(self, requests: Sequence[EvaluationRequest]) -> list[_Checked]:
         claimed = [_claimed_id(r) for r in requests]
         ids = [i for i in claimed if i is not None]
         try:
@@ -110,12 +158,15 @@ class ARAPDecisionPoint:
         except Exception as exc:  # fail closed: no decision rather than a guess
             raise PDPError(f"approvals could not be read: {type(exc).__name__}") from exc
         now = self._clock()
-        out: list[tuple[EvaluationRequest, ApprovalRecord | None]] = []
+        out: list[_Checked] = []
         for request, approval_id in zip(requests, claimed, strict=True):
             if request.context is None or "approval" not in request.context:
-                out.append((request, None))
+                out.append((request, None, None))
                 continue
-            approval = found.get(approval_id) if approval_id is not None else None
+            known = found.get(approval_id) if approval_id is not None else None
+            if known is not None and known.pdp != self.pdp_id:
+                known = None  # another store's: nothing of this one to record
+            approval = known
             if approval is not None and not self._applies(approval, request, now):
                 approval = None
             context = {k: v for k, v in request.context.items() if k != "approval"}
@@ -125,7 +176,7 @@ class ARAPDecisionPoint:
                     "template": approval.template,
                     "approved_until": rfc3339(approval.approved_until),
                 }
-            out.append((request.model_copy(update={"context": context}), approval))
+            out.append((request.model_copy(update={"context": context}), approval, known))
         return out
 
     def _applies(self, approval: ApprovalRecord, request: EvaluationRequest, now: float) -> bool:

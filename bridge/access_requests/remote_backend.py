@@ -86,6 +86,9 @@ class MetadataSource(Protocol):
 
 
 class RemoteAccessRequests:
+    # The remote service's approvals: revoked there, never in this bridge's store.
+    local_approvals = False
+
     def __init__(
         self,
         store: RemoteTaskStore,

@@ -3,7 +3,9 @@
 Requesters (the store's PEPs): `POST /requests` (submission, `Idempotency-Key`),
 `GET /requests/{id}` (status), `POST|DELETE /requests/{id}/cancel`.
 Approvers (bearer JWTs): `GET /approvals` (their inbox), `GET /approvals/{id}`,
-`POST /approvals/{id}` (`{"decision", "items"?, "justification"?, "approved_until"?}`).
+`POST /approvals/{id}` (`{"decision", "items"?, "justification"?, "approved_until"?}`),
+`POST /approvals/{id}/review` (confirm an emergency approval, `{"justification"?}`),
+`POST /approvals/{approval id}/revoke` (withdraw a granted approval, `{"reason"?}`).
 
 Every refusal is `application/problem+json`; a failure inside is a 500 problem, never a
 stack trace. Nothing here is cacheable.
@@ -25,7 +27,7 @@ from .auth import ApproverAuthenticator, RequesterAuthenticator
 from .problems import AccessRequestProblem, BadRequest, from_authzen, status_problem
 from .responses import problem_response
 from .service import AccessRequestService
-from .times import parse_rfc3339
+from .times import parse_rfc3339, rfc3339
 
 log = logging.getLogger("bridge.access_requests")
 
@@ -58,6 +60,8 @@ def access_request_routes(
             _Endpoint(_by_method({"GET": api.inspect, "POST": api.decide})),
             methods=["GET", "POST"],
         ),
+        Route(f"{base}/approvals/{{task_id}}/review", _Endpoint(api.review), methods=["POST"]),
+        Route(f"{base}/approvals/{{approval_id}}/revoke", _Endpoint(api.revoke), methods=["POST"]),
     ]
 
 
@@ -130,6 +134,43 @@ class _API:
         )
         task = await self.service.task_for(task_id, approver)
         return JSONResponse({"access_request": task}, headers=NO_STORE)
+
+    async def review(self, request: Request) -> Response:
+        approver = await self.approvers.identify(request)
+        body = await self._optional_body(request)
+        task_id = request.path_params["task_id"]
+        await self.service.review(task_id, approver, _text(body, "justification"))
+        task = await self.service.task_for(task_id, approver)
+        return JSONResponse({"access_request": task}, headers=NO_STORE)
+
+    async def revoke(self, request: Request) -> Response:
+        approver = await self.approvers.identify(request)
+        body = await self._optional_body(request)
+        approval = await self.service.revoke(
+            request.path_params["approval_id"], approver, _text(body, "reason")
+        )
+        revoked = {
+            "id": approval.id,
+            "access_request": approval.task_id,
+            "status": "revoked",
+            "approved_until": rfc3339(approval.approved_until),
+        }
+        return JSONResponse({"approval": revoked}, headers=NO_STORE)
+
+    async def _optional_body(self, request: Request) -> dict[str, object]:
+        """A JSON object body, or nothing at all (no Content-Length and no body)."""
+        if request.headers.get("content-length") in (None, "0") and not request.headers.get(
+            "transfer-encoding"
+        ):
+            return {}
+        return await read_json_object(request, self.max_body)
+
+
+def _text(body: dict[str, object], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    return value
 
 
 class _Endpoint:

@@ -1,14 +1,16 @@
-"""`AccessRequestService`: the embedded ARS (ARAP §6 to §11) and the approver actions.
+"""`AccessRequestService`: the embedded ARS (ARAP §6 to §11), the requesters' side.
 
 Submissions are checked against the denials they echo (`binding_token`, §3) and become
-tasks; approvers decide them per item; requesters read and cancel them. The token endpoint
-files its access requests through `submit_internal`, under the same rules. Requester ids
-are namespaced: `pep:<id>` for callers of the HTTP API, `client:<client_id>` for the OAuth
-clients the token endpoint files for, so neither can read the other's tasks.
+tasks, each item carrying the steps of its approval template; requesters read and cancel
+them. The token endpoint files its access requests through `submit_internal`, under the
+same rules. Requester ids are namespaced: `pep:<id>` for callers of the HTTP API,
+`client:<client_id>` for the OAuth clients the token endpoint files for, so neither can
+read the other's tasks. What approvers do is in `approving.ApproverActions`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -24,22 +26,30 @@ from ..store.contract import (
     IdempotencyConflict,
     IdempotencyRecord,
     TaskRecord,
-    TaskStore,
+    subject_key,
 )
-from .approvers import Approver, ApproverPolicy, is_party, pending_templates
+from . import audit_events, callbacks
+from .approvers import Approver, ApproverPolicy
+from .approving import ApproverActions
 from .binding import CanonicalizationError, digest, entity_json
 from .binding_token import BindingTokens
-from .decisions import DecisionInput, decide_items
-from .lifecycle import RETENTION_SECONDS, TaskLifecycle
-from .problems import BadRequest, DuplicateRequest, Forbidden, InvalidDenialBinding, NotRequestable
+from .emergency import Emergencies
+from .lifecycle import RETENTION_SECONDS, TASK_TERMINAL, ServiceStore, Transition
+from .notices import DECIDE, ApprovalNeeded
+from .problems import (
+    BadRequest,
+    DuplicateRequest,
+    InvalidDenialBinding,
+    NotRequestable,
+    UnknownTask,
+)
+from .steps import initial_steps
 from .submission import parse_submission
-from .tasks import CANCELLED, PENDING, TaskURLs, TaskView, approver_json
+from .tasks import CANCELLED, PENDING, TaskURLs, TaskView, aggregate
+from .templates import TemplateCatalog
 from .verification import bind_items
 
 log = logging.getLogger("bridge.access_requests")
-
-# Pending tasks looked at to build an approver's inbox.
-INBOX_SCAN_LIMIT = 1000
 
 
 def pep_requester(identity: str) -> str:
@@ -56,25 +66,32 @@ class DeniedEvaluation:
 
     request: EvaluationRequest
     decision_context: JSONObject  # holds `access_request` (and `evaluation_id`, `reason`)
+    # What was asked, in the words of its RAR profile ("Export customer record cust-0001"),
+    # shown to approvers as ARAP's `requested_access.description`.
+    description: str | None = None
 
 
-class AccessRequestService(TaskLifecycle):
+class AccessRequestService(ApproverActions):
     def __init__(
         self,
-        store: TaskStore,
+        store: ServiceStore,
         tokens: BindingTokens,
         deciders: Mapping[str, PDP],
         settings: AccessRequestSettings,
         urls: TaskURLs,
         *,
+        templates: TemplateCatalog | None = None,
         max_items: int = 100,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`deciders`: each embedded store's inner (Cedar) PDP by PDP identifier; they
-        decide who may approve."""
+        decide who may approve. `templates`: each store's approval templates (none: every
+        template is one step needing one approval)."""
         super().__init__(store, clock)
         self.tokens = tokens
         self.approvers = ApproverPolicy(deciders)
+        self.templates = templates or TemplateCatalog({})
+        self.emergencies = Emergencies(self.approvers, settings)
         self.settings = settings
         self.urls = urls
         self.max_items = max_items
@@ -103,6 +120,8 @@ class AccessRequestService(TaskLifecycle):
             allow_private_callbacks=self.settings.allow_private_callbacks,
         )
         bound = await bind_items(self.tokens, submission)
+        for item in bound.items:
+            item.update(initial_steps(self.templates.template(bound.pdp, item["template"]), now))
         task = TaskRecord(
             id="arq_" + secrets.token_urlsafe(24),
             pdp=bound.pdp,
@@ -120,18 +139,51 @@ class AccessRequestService(TaskLifecycle):
             retain_until=now + self.settings.request_lifetime_seconds,
             updated_at=now,
         )
+        task, filing = await self._filing(task, now)
         if idempotency_key is not None:
             keep_until = task.expires_at + RETENTION_SECONDS
             idempotency = IdempotencyRecord(
                 requester, idempotency_key, body_hash, task.id, keep_until
             )
         try:
-            stored, _ = await self.store.task_insert(task, idempotency, bound.jtis)
+            stored, _ = await self.store.task_insert(
+                task,
+                idempotency,
+                bound.jtis,
+                outbox=filing.outbox,
+                audit=filing.audit,
+                approvals=filing.approvals,
+            )
         except IdempotencyConflict:
             raise DuplicateRequest("this Idempotency-Key was used for another request") from None
         except BindingReused:
             raise InvalidDenialBinding("this denial was already submitted") from None
         return TaskView(stored)
+
+    async def _filing(self, task: TaskRecord, now: float) -> tuple[TaskRecord, Transition]:
+        """What goes with a new task: emergency approvals policy grants at once, the
+        notices for the approvers of each waiting step, the audit entry. A task approved
+        whole at filing is terminal from the start, with what ending brings (the
+        `task_terminal` row, the callback)."""
+        templates = {
+            i["template"]: self.templates.template(task.pdp, i["template"]) for i in task.items
+        }
+        change = await self.emergencies.at_filing(task, templates, now)
+        version = self.approvers.version(task.pdp)
+        change.audit.insert(0, audit_events.filed(task, version))
+        waiting: dict[str, int] = {}
+        for n, item in enumerate(change.items):
+            if item["status"] == PENDING:
+                waiting.setdefault(str(item["template"]), n)
+        for template, n in waiting.items():
+            change.outbox.append(ApprovalNeeded(task.id, DECIDE, template, 0, n).outbox_row())
+        status = aggregate(str(i["status"]) for i in change.items)
+        if status != PENDING:
+            change.outbox.append((TASK_TERMINAL, task.id.encode("utf-8")))
+            if callbacks.wants(task.callback, status):
+                change.outbox.append((callbacks.KIND, callbacks.callback_payload(task.id, status)))
+            task = dataclasses.replace(task, retain_until=task.expires_at + RETENTION_SECONDS)
+        return dataclasses.replace(task, items=change.items, status=status), change
 
     async def submit_internal(
         self,
@@ -153,6 +205,7 @@ class AccessRequestService(TaskLifecycle):
                 "resource": entity_json(d.request.resource),
                 "action": entity_json(d.request.action),
                 "denial": _denial_of(d.decision_context),
+                **({"requested_access": {"description": d.description}} if d.description else {}),
             }
             for d in denied
         ]
@@ -172,97 +225,25 @@ class AccessRequestService(TaskLifecycle):
         on a `task_terminal` outbox row). Same errors as `status`."""
         return TaskView(await self.fetch(task_id, None))
 
-    async def cancel(self, task_id: str, requester: str) -> TaskView:
-        """ARAP §10: pending items become cancelled; 409 when none is pending."""
+    async def cancel(self, task_id: str, requester: str, *, by: str | None = None) -> TaskView:
+        """ARAP §10: pending items become cancelled; 409 when none is pending. `by`: who
+        cancelled, for the audit trail, when not the requester (the person it was for)."""
 
-        async def compute(task: TaskRecord, now: float) -> tuple[list[Any], list[Any]]:
+        async def compute(task: TaskRecord, now: float) -> Transition:
             items = [
                 {**i, "status": CANCELLED} if i["status"] == PENDING else i for i in task.items
             ]
-            return items, []
+            return Transition(items, audit=[audit_events.cancelled(task, by or requester, now)])
 
         return await self.transition(task_id, requester, compute)
 
-    # -- approvers ----------------------------------------------------------------------
-
-    async def decide(
-        self,
-        task_id: str,
-        approver: Approver,
-        decision: str,
-        items: list[int] | None = None,
-        justification: str | None = None,
-        approved_until: float | None = None,
-    ) -> TaskView:
-        """Approve or deny the given pending items (all pending items when None)."""
-        wanted = DecisionInput(decision, items, justification, approved_until)
-        wanted.check()
-
-        async def compute(task: TaskRecord, now: float) -> tuple[list[Any], list[Any]]:
-            if is_party(approver, task):
-                raise Forbidden("an access request made for or through you is not yours to decide")
-            chosen = wanted.chosen(task)
-            templates = list(dict.fromkeys(task.items[n]["template"] for n in chosen))
-            allowed = await self.approvers.allowed(approver, [(task, t) for t in templates])
-            if not all(allowed):
-                raise Forbidden("you may not decide this access request")
-            return decide_items(task, chosen, approver, wanted, self.settings, now)
-
-        view = await self.transition(task_id, None, compute)
-        # The audit line: who decided what (the record keeps it as well).
-        log.info(
-            "access request %s: %s by %s %s (%s items), now %s",
-            task_id,
-            decision,
-            approver.issuer,
-            approver.sub,
-            "all pending" if items is None else items,
-            view.status,
-        )
-        return view
-
-    async def tasks_for(self, approver: Approver, limit: int = 100) -> list[JSONObject]:
-        """The pending tasks `approver` may act on (oldest first), as approver views."""
-        await self.expire_due()
-        pending = [
-            task
-            for task in await self.store.tasks_pending(INBOX_SCAN_LIMIT)
-            if not is_party(approver, task)
-        ]
-        asked = [(task, t) for task in pending for t in pending_templates(task)]
-        answers = await self.approvers.allowed(approver, asked)
-        may = {(task.id, t) for (task, t), ok in zip(asked, answers, strict=True) if ok}
-        out = []
-        for task in pending:
-            actionable = _actionable(task, may)
-            if actionable:
-                out.append(approver_json(task, actionable, self.urls))
-        return out[:limit]
-
-    async def task_for(self, task_id: str, approver: Approver) -> JSONObject:
-        """One task as an approver sees it; 403 unless they may decide some of it."""
+    async def cancel_own(self, task_id: str, subject: dict[str, Any]) -> TaskView:
+        """The person a request was made for cancels it (the pages' "My requests"); a
+        request for someone else is unknown to them."""
         task = await self.fetch(task_id, None)
-        if is_party(approver, task):
-            raise Forbidden("an access request made for or through you is not yours to decide")
-        templates = list(dict.fromkeys(i["template"] for i in task.items))
-        answers = await self.approvers.allowed(approver, [(task, t) for t in templates])
-        if not any(answers):
-            raise Forbidden("you may not decide this access request")
-        may = {(task.id, t) for t, ok in zip(templates, answers, strict=True) if ok}
-        return approver_json(task, _actionable(task, may), self.urls)
-
-    async def revoke_approval(self, approval_id: str) -> bool:
-        """Withdraw a granted approval before `approved_until` (an administrator's act):
-        the PDP ignores it from now on. False when unknown or already revoked."""
-        return await self.store.approval_revoke(approval_id, self.clock())
-
-
-def _actionable(task: TaskRecord, may: set[tuple[str, str]]) -> list[int]:
-    return [
-        n
-        for n, item in enumerate(task.items)
-        if item["status"] == PENDING and (task.id, item["template"]) in may
-    ]
+        if subject_key(task.subject) != subject_key(subject):
+            raise UnknownTask("no such access request")
+        return await self.cancel(task_id, task.requester, by="person:" + subject_key(subject))
 
 
 def _denial_of(context: JSONObject) -> JSONObject:
@@ -278,6 +259,7 @@ def _denial_of(context: JSONObject) -> JSONObject:
 
 __all__ = [
     "AccessRequestService",
+    "ApprovalNeeded",
     "Approver",
     "DeniedEvaluation",
     "TaskView",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..store.contract import TaskRecord
+from .steps import current_step
 from .times import rfc3339
 
 PENDING = "pending"
@@ -26,7 +27,17 @@ TERMINAL = frozenset({APPROVED, DENIED, EXPIRED, CANCELLED, FAILED, PARTIAL})
 CALLBACK_EVENTS = TERMINAL
 
 # Item members a requester never reads back (approver identities, audit, binding material).
-_INTERNAL_ITEM_MEMBERS = ("template", "denial", "decided_by", "decided_at", "justification")
+_INTERNAL_ITEM_MEMBERS = (
+    "template",
+    "denial",
+    "decided_by",
+    "decided_at",
+    "justification",
+    "steps",
+    "step",
+    "step_started_at",
+    "emergency",
+)
 
 
 def aggregate(statuses: Iterable[str]) -> str:
@@ -99,6 +110,8 @@ class TaskView:
             "expires_at": rfc3339(task.retain_until),
         }
         if task.status == PENDING:
+            waiting = next(i for i in task.items if i["status"] == PENDING)
+            body["progress"] = progress(waiting)
             body["links"] = {"cancel": urls.cancel(task.id)}
         if task.bundle:
             body["items"] = [requester_item(item) for item in task.items]
@@ -106,6 +119,31 @@ class TaskView:
         if not task.bundle and task.status == APPROVED and "result" in task.items[0]:
             out["result"] = task.items[0]["result"]
         return out
+
+
+def describe(item: dict[str, Any]) -> str:
+    """An item in words: ARAP's `requested_access.description` (the RAR profile's words for
+    what the token endpoint filed), else its action and resource."""
+    access = item.get("requested_access")
+    words = access.get("description") if isinstance(access, dict) else None
+    if isinstance(words, str) and words.strip():
+        return words.strip()
+    resource = item.get("resource") or {}
+    action = (item.get("action") or {}).get("name", "")
+    return f"{action} {resource.get('type', '')} {resource.get('id', '')}".strip()
+
+
+def progress(item: dict[str, Any]) -> dict[str, Any]:
+    """ARAP §7 `progress` of a waiting item: its step (1-based), of how many, the step's
+    name, and whose decision it awaits, named by the step (no approver is named to the
+    requester)."""
+    step = current_step(item)
+    return {
+        "current_step": step.number,
+        "total_steps": step.total,
+        "step_name": step.name,
+        "awaiting": [step.name],
+    }
 
 
 def requester_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +159,7 @@ def approver_json(task: TaskRecord, actionable: list[int], urls: TaskURLs) -> di
     for item in task.items:
         shown = {k: v for k, v in item.items() if k not in _INTERNAL_ITEM_MEMBERS}
         shown["template"] = item["template"]
+        shown["description"] = describe(item)
         items.append(shown)
     body: dict[str, Any] = {
         "id": task.id,

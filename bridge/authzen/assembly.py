@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from starlette.routing import Route
 
@@ -72,6 +73,13 @@ class AuthZEN:
     def deciders(self) -> dict[str, PDP]:
         """Each store's engine by its PDP identifier (decisions without any wrapping)."""
         return {self.endpoints[name].pdp_id: engine for name, engine in self.engines.items()}
+
+    @property
+    def folders(self) -> dict[str, Path]:
+        """Each store's folder by its PDP identifier (where its approval templates are)."""
+        return {
+            self.endpoints[name].pdp_id: self.settings.store_path(name) for name in self.engines
+        }
 
     def wrapped(self, wrap: Callable[[PDP, str], PDP]) -> dict[str, PDP]:
         """Each store's PDP as `wrap(engine, pdp_id)` makes it, by store name."""

@@ -38,3 +38,10 @@ class PDP(Protocol):
     async def search_resource(self, request: ResourceSearchRequest) -> SearchResult: ...
 
     async def search_action(self, request: ActionSearchRequest) -> SearchResult: ...
+
+
+def policy_version(pdp: PDP) -> str | None:
+    """The version of the policies `pdp` decides with now, when it knows one (the embedded
+    engine: a digest of its store's files); None for a PDP that does not say (remote)."""
+    version = getattr(pdp, "policy_version", None)
+    return version() if callable(version) else None

@@ -18,19 +18,18 @@ from ..housekeeping import Chore
 from ..oauth.assembly import OAuth
 from ..outbox import Handler
 from ..settings import Settings
-from ..store.contract import DeferralStore
 from ..store.contract.deferrals import PING_KIND
 from .extension import DeferredResponses
 from .grant import DeferredGrant
 from .reevaluation import TASK_TERMINAL, Reevaluation
-from .service import DeferralService
+from .service import DeferralService, Store
 
 
 class Deferrals:
     def __init__(
         self,
         settings: Settings,
-        store: DeferralStore,
+        store: Store,
         kek: bytes,
         oauth: OAuth,
         pdp: PDP,
@@ -47,7 +46,7 @@ class Deferrals:
         )
         self.filing = filing
         self.reevaluation = Reevaluation(pdp, filing, self.service)
-        self.extension = DeferredResponses(self.service, filing)
+        self.extension = DeferredResponses(self.service, filing, oauth.profiles)
         oauth.install(
             self.extension,
             grants=(DeferredGrant(self.service, self.reevaluation, filing, oauth.issuer),),

@@ -27,6 +27,8 @@ from ..oauth.dpop import DPoPProof
 from ..oauth.extensions import NoExtension
 from ..oauth.grants.base import Principal, TokenRequest
 from ..oauth.requested_access import RequestedAccess
+from ..rar.describe import describe_planned
+from ..rar.profiles import ProfileSet
 from ..rar.translate import PlannedEvaluation
 from .errors import AuthorizationPending
 from .grant import cancel_quietly
@@ -44,9 +46,12 @@ def opted_in(request: TokenRequest) -> bool:
 class DeferredResponses(NoExtension):
     parameters = frozenset({"completion_mode", "client_notification_token"})
 
-    def __init__(self, deferrals: DeferralService, filing: AccessRequestFiling) -> None:
+    def __init__(
+        self, deferrals: DeferralService, filing: AccessRequestFiling, profiles: ProfileSet
+    ) -> None:
         self._deferrals = deferrals
         self._filing = filing
+        self._profiles = profiles
 
     # -- the originating request ---------------------------------------------------------
 
@@ -114,7 +119,14 @@ class DeferredResponses(NoExtension):
                 raise AuthorizationPending({k: v for k, v in body.items() if k != "error"})
         denied = [n for n, decision in enumerate(decisions) if not decision.decision]
         task = await self._filing.file(
-            [DeniedEvaluation(planned[n].request, decisions[n].context or {}) for n in denied],
+            [
+                DeniedEvaluation(
+                    planned[n].request,
+                    decisions[n].context or {},
+                    describe_planned(self._profiles, access.details, planned[n]),
+                )
+                for n in denied
+            ],
             client.client_id,
         )
         snapshot = {
@@ -131,6 +143,10 @@ class DeferredResponses(NoExtension):
             request.form.get("client_notification_token"),
             dedupe_key=key,
         )
+        if task.status != "pending":
+            # Ended at filing (an emergency policy approved at once): its `task_terminal`
+            # may have run before this deferral existed, so settle the deferral again.
+            await self._deferrals.settle_task_later(task.id)
         raise AuthorizationPending({k: v for k, v in body.items() if k != "error"})
 
     # -- cancellation (DTR §8) -------------------------------------------------------------

@@ -76,6 +76,11 @@ class DeferredGrant:
             resource=snapshot["resource"],
             proof=proof,
             not_after=min(caps) if caps else None,
+            approvals=(
+                [str(a["id"]) for a in ready.approvals if a.get("id")]
+                if self._filing.local_approvals
+                else ()
+            ),
         )
 
 

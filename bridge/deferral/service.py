@@ -17,15 +17,16 @@ import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
+from ..access_requests.lifecycle import TASK_TERMINAL
 from ..errors import AccessDenied, InvalidGrant, InvalidRequest
 from ..oauth.clients import Client
 from ..oauth.errors import InvalidDPoPProof
 from ..outbound import Resolver, system_resolver
 from ..outbox import Outcome
 from ..settings import DeferralSettings
-from ..store.contract import OutboxRow
+from ..store.contract import OutboxRow, OutboxStore
 from ..store.contract.deferrals import PENDING, DeferralRecord, PingBuilder
 from .codes import MAX_CODE_LENGTH, DeferralKeys, SealError, new_code
 from .errors import AuthorizationPending, SlowDown
@@ -44,10 +45,14 @@ _UNKNOWN = "unknown deferral code"
 _Polled = tuple[Verdict, DeferralRecord]
 
 
+class Store(DeferralStore, OutboxStore, Protocol):
+    """The deferrals, and the outbox their follow-ups go through."""
+
+
 class DeferralService:
     def __init__(
         self,
-        store: DeferralStore,
+        store: Store,
         kek: bytes,
         settings: DeferralSettings,
         *,
@@ -268,6 +273,13 @@ class DeferralService:
         if count:
             log.info("%d deferral code(s) expired", count)
         return tasks
+
+    async def settle_task_later(self, task_id: str) -> None:
+        """Queue the settling of the deferrals waiting on `task_id` (the `task_terminal`
+        follow-up), for a task that ended before its deferral was stored."""
+        await self._store.enqueue(TASK_TERMINAL, task_id.encode("utf-8"), self._clock())
+        if self._on_queued is not None:
+            self._on_queued()
 
     async def deliver_ping(self, row: OutboxRow) -> Outcome:
         """The outbox handler for rows of kind `deferral_ping`."""

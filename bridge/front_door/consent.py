@@ -11,7 +11,7 @@ from typing import Literal
 
 from ..authzen.models import Decision, requestable_denial
 from ..oauth.access_decision import AccessDecision
-from ..rar.describe import describe
+from ..rar.describe import describe_planned
 from ..rar.profiles import ProfileSet
 from ..rar.translate import PlannedEvaluation, TokenRequestContext, plan_evaluations
 from .authorization_request import AuthorizationRequest
@@ -54,16 +54,7 @@ class ConsentView:
         ]
 
     def _text(self, request: AuthorizationRequest, item: PlannedEvaluation) -> str:
-        resource = item.request.resource
-        if item.source == "scope":
-            # A scope names no one resource: its profile's words, for any of them.
-            mapping = self._profiles.scope(item.scope or "")
-            profile = self._profiles.get(mapping.profile_type) if mapping else None
-            words = describe(profile, {}, item.action, resource.type, "(any)")
-            return f"{words}, by scope {item.scope}"
-        entry = request.authorization_details[item.entry_index or 0]
-        profile = self._profiles.get(entry["type"])
-        return describe(profile, entry, item.action, resource.type, resource.id)
+        return describe_planned(self._profiles, request.authorization_details, item)
 
 
 def _verdict(decision: Decision) -> tuple[Verdict, str]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..errors import AccessDenied, InvalidGrant
@@ -27,8 +28,14 @@ from .grants.token_exchange import ACCESS_TOKEN_TYPE
 from .grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
 
 
+class IssuerStore(RefreshTokenStore, Protocol):
+    async def approval_tie_token(
+        self, approval_ids: Sequence[str], jti: str, expires_at: float
+    ) -> bool: ...
+
+
 class Issuer:
-    def __init__(self, settings: Settings, keys: SigningKeys, store: RefreshTokenStore) -> None:
+    def __init__(self, settings: Settings, keys: SigningKeys, store: IssuerStore) -> None:
         self._settings = settings
         self._keys = keys
         self._store = store
@@ -44,9 +51,12 @@ class Issuer:
         resource: list[str],
         proof: DPoPProof | None,
         not_after: float | None = None,
+        approvals: Sequence[str] = (),
     ) -> dict[str, Any]:
         """`not_after` caps the token (an approval's `approved_until`); such a token gets no
-        refresh token, since the approval bounds the whole credential (AROP §5)."""
+        refresh token, since the approval bounds the whole credential (AROP §5).
+        `approvals`: the ids of the bridge's own approvals the token is issued under; the
+        token is tied to them, so that revoking one revokes it."""
         now = int(time.time())
         lifetime = (
             client.token_lifetime_seconds or self._settings.oauth.access_token_lifetime_seconds
@@ -80,8 +90,13 @@ class Issuer:
             claims["act"] = principal.act
         if proof is not None:
             claims["cnf"] = {"jkt": proof.jkt}
+        access_token = await mint(self._keys, claims)
+        if approvals and not await self._store.approval_tie_token(
+            approvals, claims["jti"], claims["exp"]
+        ):
+            raise AccessDenied("the approval was revoked")
         body: dict[str, Any] = {
-            "access_token": await mint(self._keys, claims),
+            "access_token": access_token,
             "token_type": "DPoP" if proof is not None else "Bearer",
             "expires_in": lifetime,
         }

@@ -16,10 +16,11 @@ profile does not describe reads "<action> <resource type> <id>", so nothing is e
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .profiles import Profile
+from .profiles import Profile, ProfileSet
+from .translate import PlannedEvaluation
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _FORMATS = ("amount",)
@@ -65,6 +66,21 @@ def describe(
         return _amount(text) if fmt == "amount" else text
 
     return _PLACEHOLDER.sub(fill, template)
+
+
+def describe_planned(
+    profiles: ProfileSet, details: Sequence[Mapping[str, Any]], item: PlannedEvaluation
+) -> str:
+    """A planned evaluation in words: its entry's, or, for a scope (which names no one
+    resource), its profile's words for any resource, and the scope."""
+    resource = item.request.resource
+    if item.source == "scope":
+        mapping = profiles.scope(item.scope or "")
+        profile = profiles.get(mapping.profile_type) if mapping else None
+        words = describe(profile, {}, item.action, resource.type, "(any)")
+        return f"{words}, by scope {item.scope}"
+    entry = details[item.entry_index or 0]
+    return describe(profiles.get(entry["type"]), entry, item.action, resource.type, resource.id)
 
 
 def _pointer(document: Any, pointer: str) -> Any:

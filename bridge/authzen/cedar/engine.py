@@ -59,6 +59,10 @@ class CedarPDP:
         self.paginator = paginator
         self.explanations = explanations
 
+    def policy_version(self) -> str:
+        """The digest of the store files deciding now (`PolicyStore.version`)."""
+        return self.holder.current.version
+
     # -- PDP interface -------------------------------------------------------------------
 
     async def evaluate(self, request: EvaluationRequest) -> Decision:

@@ -8,6 +8,7 @@ never yields half a store.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from .source import Statement, array_element_lines, find_word_line, split_polici
 ENTITIES_FILE = "entities.json"
 # `@approval("<template>")` on a forbid policy: its denials can be requested (ARAP).
 APPROVAL_ANNOTATION = "approval"
+# What each template needs (steps, quorum, emergencies): read by the access request service,
+# watched and versioned here with the rest of the store's files.
+APPROVAL_TEMPLATES_FILE = "approvals.toml"
 
 
 # Store problems are ordinary file problems; the names say where they come from.
@@ -45,6 +49,9 @@ class PolicyStore:
     entities: EntityGraph
     schema: cedarpy.Schema | None
     policy_set: cedarpy.PolicySet
+    # What the audit trail records as "under which policies": a digest of the store's files
+    # (names and contents), the same on every replica that loaded the same files.
+    version: str = ""
 
     def policy(self, policy_id: str) -> PolicyRecord | None:
         return self.by_id.get(policy_id)
@@ -85,7 +92,7 @@ def store_files(path: Path) -> list[Path]:
         and (
             p.suffix == ".cedar"
             or p.name.endswith((".cedarschema", ".cedarschema.json"))
-            or p.name == ENTITIES_FILE
+            or p.name in (ENTITIES_FILE, APPROVAL_TEMPLATES_FILE)
         )
     )
 
@@ -110,7 +117,22 @@ def load_store(name: str, path: Path) -> PolicyStore:
         entities=entities,
         schema=schema,
         policy_set=build_policy_set(policies),
+        version=store_version(path, files),
     )
+
+
+def store_version(path: Path, files: list[Path]) -> str:
+    """`sha256:` and the first 16 hex digits of the digest of the store's files: each
+    relative name and its bytes, length-prefixed so that no two stores share a digest by
+    moving bytes between files."""
+    digest = hashlib.sha256()
+    for file in files:
+        name = file.relative_to(path).as_posix().encode("utf-8")
+        data = file.read_bytes()
+        for part in (name, data):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    return "sha256:" + digest.hexdigest()[:16]
 
 
 def _rel(path: Path, file: Path) -> str:
