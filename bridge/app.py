@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import __version__
 from .access_requests.assembly import AccessRequests
+from .approval_pages.assembly import approval_page_routes
 from .authzen.assembly import AuthZEN, load_stores, token_pdp
 from .authzen.cedar.reload import watch
 from .authzen.cedar.store import PolicyStore
@@ -31,6 +32,7 @@ from .health import health_routes
 from .housekeeping import Chore, run_forever
 from .metrics_endpoint import RequestMetrics, metrics_routes
 from .middleware import Protocols, RequestIDMiddleware
+from .notifications.assembly import Notifications
 from .oauth.assembly import OAuth
 from .outbox import Handler, OutboxWorker
 from .rar import ProfileSet, load_profiles
@@ -76,13 +78,19 @@ def create_app(
     )
     # Approver decisions go to the engines themselves; everything else through ARAP's wrapper,
     # which verifies approvals on the way in and marks requestable denials on the way out.
-    ars = AccessRequests(settings, shared.store, shared.keys, authzen.deciders, shared.issuers)
+    ars = AccessRequests(
+        settings, shared.store, shared.keys, authzen.deciders, shared.issuers, authzen.folders
+    )
     pdps = {
         name: CountedPDP(pdp, name) for name, pdp in authzen.wrapped(ars.decision_point).items()
     }
     store_routes = authzen.routes(pdps, ars.metadata)
 
     handlers: dict[str, Handler] = dict(ars.outbox_handlers())
+    # Approvers told of what waits for them (e-mail, webhooks), through the outbox.
+    handlers.update(
+        Notifications(settings, shared.store, shared.keys, ars.service).outbox_handlers()
+    )
     worker = OutboxWorker(
         shared.store, handlers, lease_seconds=settings.storage.outbox_lease_seconds
     )
@@ -108,7 +116,9 @@ def create_app(
         # last in the metadata).
         if settings.front_door.enabled:
             front_door = FrontDoor(settings, shared.store, oauth, shared.kek, shared.http)
-            front_door_routes = front_door.routes()
+            front_door_routes = front_door.routes() + approval_page_routes(
+                settings.issuer, ars.service, front_door
+            )
             chores += front_door.chores()
         # Deferred token requests file their access requests with the bridge's own service,
         # or, behind a remote PDP, with the service its requestable denials point at.

@@ -1,9 +1,10 @@
 """The `bridge` command: `serve`, `check`, and the commands of the parts (`clients`, `keys`,
-`policy`, `approvers`, `db`)."""
+`policy`, `approvers`, `approvals`, `audit`, `db`)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import logging
 import os
@@ -16,10 +17,13 @@ from pathlib import Path
 
 from . import __version__, demo_approvers
 from .access_log import RedactQueryValues
+from .access_requests import cli as access_requests_cli
+from .access_requests.templates import templates_problems
 from .authzen.cedar.store import PolicyStore, StoreLoadError
 from .front_door import users_cli
 from .front_door.sign_in_methods import sign_in_problems
 from .metrics_endpoint import MULTIPROCESS_ENVIRONMENT, token_problems
+from .notifications.assembly import problems as notification_problems
 from .oauth import clients_cli, keys_cli
 from .oauth.clients import ClientRegistry
 from .oauth.registry_checks import client_problems
@@ -70,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys_cli.register(commands)
     policy_cli.register(commands)
     demo_approvers.register(commands)
+    access_requests_cli.register(commands)
     db_cli.register(commands)
 
     args = parser.parse_args(argv)
@@ -89,9 +94,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo_approvers.run(args, settings)
     if args.command == "db":
         return db_cli.run(args, settings)
+    if args.command in access_requests_cli.COMMANDS:
+        return asyncio.run(_with_store(settings, args))
     if args.command == "check":
         return _check(settings)
     return _serve(settings, args)
+
+
+async def _with_store(settings: Settings, args: argparse.Namespace) -> int:
+    """Run an access request command against the configured database, which must exist."""
+    from .store.backends import SchemaBehind, database_exists, describe, store_for
+
+    valid, _ = access_requests_cli.since_of(args)
+    if not valid:
+        print(f"bridge {args.command}: --since expects an RFC 3339 date-time", file=sys.stderr)
+        return 2
+    if not database_exists(settings):
+        print(f"bridge {args.command}: no database at {describe(settings)}", file=sys.stderr)
+        return 1
+    store = store_for(settings, migrate=False)
+    try:
+        await store.open()
+    except SchemaBehind as exc:
+        print(f"bridge {args.command}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return await access_requests_cli.run(args, store)
+    finally:
+        await store.close()
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -181,6 +211,8 @@ def _load_everything(settings: Settings) -> _Loaded:
     problems += token_problems(settings)
     problems += users_cli.users_file_problems(settings)
     problems += sign_in_problems(settings)
+    problems += templates_problems([settings.store_path(name) for name in settings.stores])
+    problems += notification_problems(settings)
     return _Loaded(problems, stores, profiles)
 
 

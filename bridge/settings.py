@@ -6,6 +6,7 @@ checks that the two agree.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -704,6 +705,258 @@ class DeferralSettings(_Section):
     )
 
 
+# -- [notifications] ----------------------------------------------------------------------
+
+# A mailbox as the bridge writes it into `To` and `From`: one address, nothing that could end
+# a header line or add a second recipient.
+_MAILBOX = re.compile(
+    r"[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
+)
+_FROM = re.compile(
+    rf"(?P<name>[^<>\"\x00-\x1f\x7f]{{0,100}})<(?P<address>{_MAILBOX.pattern})>"
+    rf"|(?P<bare>{_MAILBOX.pattern})"
+)
+# A person is named as policies name them (the approver's `sub`): printable, no spaces.
+_PERSON_NAME = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}")
+_WEBHOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+# An approval template's name (access_requests.templates), or `*` for every other template.
+_TEMPLATE_NAME = re.compile(r"\*|[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class SmtpSettings(_Section):
+    """The mail server approver e-mail goes through (a submission server, RFC 6409)."""
+
+    host: str = Field(min_length=1, description="The SMTP server's host name or address.")
+    port: int = Field(
+        587, ge=1, le=65535, description="Its port: 587 for `starttls`, 465 for `tls`."
+    )
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls",
+        description=(
+            "`starttls`: plain connection upgraded with STARTTLS, which the server must offer; "
+            "`tls`: TLS from the first byte; `none`: no TLS, only to a loopback host."
+        ),
+    )
+    username: str | None = Field(
+        None, min_length=1, description="Login for SMTP AUTH; with `password_file`."
+    )
+    password_file: Path | None = Field(
+        None,
+        description=(
+            "File whose first line is the SMTP password, read for each connection. Never "
+            "logged. There is no inline password option."
+        ),
+    )
+    from_address: str = Field(
+        description="The `From` of every message: `bridge@example.com` or `Name <addr>`."
+    )
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="Longest wait for each exchange with the server."
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str) -> str:
+        if any(c.isspace() for c in host) or "/" in host:
+            raise ValueError("must be a host name or address")
+        return host
+
+    @field_validator("from_address")
+    @classmethod
+    def _from(cls, value: str) -> str:
+        if not _FROM.fullmatch(value):
+            raise ValueError("must be an e-mail address, optionally as `Name <address>`")
+        return value
+
+    @property
+    def sender(self) -> tuple[str, str]:
+        """`from_address` as (display name, address); the name may be ''."""
+        found = _FROM.fullmatch(self.from_address)
+        assert found is not None  # checked when read
+        if found["bare"]:
+            return "", found["bare"]
+        return found["name"].strip(), found["address"]
+
+    @model_validator(mode="after")
+    def _safe(self) -> SmtpSettings:
+        if self.security == "none" and not _is_loopback(self.host):
+            raise ValueError(
+                "security = 'none' only to a loopback host: mail and password would cross "
+                "the network in clear"
+            )
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("give `username` and `password_file` together, or neither")
+        return self
+
+
+class PersonSettings(_Section):
+    """An approver the bridge may notify: who they are to policy, and how they are reached."""
+
+    type: str = Field(
+        "user",
+        min_length=1,
+        description="Their AuthZEN `subject.type`, as policies see approvers (Cedar principal).",
+    )
+    email: str | None = Field(
+        None, description="Their e-mail address (needs `[notifications.smtp]`)."
+    )
+    webhook: str | None = Field(
+        None, description="The name of a `[notifications.webhooks.<name>]` of theirs."
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _MAILBOX.fullmatch(value):
+            raise ValueError("must be one e-mail address, e.g. alice@example.com")
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> PersonSettings:
+        if self.email is None and self.webhook is None:
+            raise ValueError("give `email`, `webhook` or both: how is this person reached?")
+        return self
+
+
+class WebhookSettings(_Section):
+    """An HTTP endpoint notices are POSTed to."""
+
+    url: str = Field(
+        description=(
+            "Where notices are POSTed: https (plain http to loopback only, with "
+            "`allow_private_network`). Never logged: a Slack URL is a secret."
+        )
+    )
+    format: Literal["jws", "slack"] = Field(
+        "jws",
+        description=(
+            "`jws`: the notice as a compact JWS (`application/jose`); `slack`: Slack's "
+            '`{"text": ...}`, with the JWS in the `Bridge-Signature` header.'
+        ),
+    )
+    allow_private_network: bool = Field(
+        False,
+        description=(
+            "Allow a private, loopback or link-local address, and plain http to loopback "
+            "(local testing). Off: https to public addresses only."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _target(self) -> WebhookSettings:
+        try:
+            parts = urlsplit(self.url)
+            _ = parts.port
+        except ValueError:
+            raise ValueError("url is not a valid URL") from None
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("url must be an https URL with a host")
+        if parts.username or parts.password or parts.fragment:
+            raise ValueError("url must have no user info or fragment")
+        if parts.scheme == "http" and not self.allow_private_network:
+            raise ValueError("plain http only with `allow_private_network = true` (local testing)")
+        try:
+            literal = ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            literal = None  # a name: its addresses are checked before each delivery
+        private = parts.hostname == "localhost" or (literal is not None and not literal.is_global)
+        if private and not self.allow_private_network:
+            raise ValueError("a private or loopback address needs `allow_private_network = true`")
+        return self
+
+
+class NotificationTemplateSettings(_Section):
+    """Who is told about access requests of one approval template."""
+
+    people: list[str] = Field(
+        default_factory=list,
+        description=(
+            "People (names of `[notifications.people]`) told when a step waits for a "
+            "decision or an emergency approval for a review: those policy lets act on it."
+        ),
+    )
+    webhooks: list[str] = Field(
+        default_factory=list,
+        description="Group webhooks told of every such step, whoever may act on it.",
+    )
+    escalation_people: list[str] = Field(
+        default_factory=list,
+        description="People told when a step waits longer than its timeout (not asked of policy).",
+    )
+    escalation_webhooks: list[str] = Field(
+        default_factory=list, description="Webhooks told when a step waits longer than its timeout."
+    )
+
+
+class NotificationSettings(_Section):
+    """Telling approvers that an access request waits for them: by e-mail and webhooks, per
+    approval template. Nothing configured: nobody is told."""
+
+    smtp: SmtpSettings | None = Field(None, description="The mail server; needed for `email`.")
+    people: dict[str, PersonSettings] = Field(
+        default_factory=dict, description="Approvers by name (the `sub` policies see)."
+    )
+    webhooks: dict[str, WebhookSettings] = Field(
+        default_factory=dict, description="Webhook endpoints by name."
+    )
+    templates: dict[str, NotificationTemplateSettings] = Field(
+        default_factory=dict,
+        description='Who is told, per approval template; `"*"` for templates not named.',
+    )
+
+    @model_validator(mode="after")
+    def _references(self) -> NotificationSettings:
+        problems = []
+        for name in self.people:
+            if not _PERSON_NAME.fullmatch(name):
+                problems.append(f"people: {name[:50]!r} is not a usable name")
+        for name in self.webhooks:
+            if not _WEBHOOK_NAME.fullmatch(name):
+                problems.append(f"webhooks: {name[:50]!r}: 1 to 63 letters, digits and _ . -")
+        for name, person in self.people.items():
+            if person.webhook is not None and person.webhook not in self.webhooks:
+                problems.append(
+                    f"people.{name}.webhook: {person.webhook!r} is not in [notifications.webhooks]"
+                )
+            if person.email is not None and self.smtp is None:
+                problems.append(
+                    f"people.{name}.email: sending e-mail needs a [notifications.smtp] section"
+                )
+        for template, routing in self.templates.items():
+            if not _TEMPLATE_NAME.fullmatch(template):
+                problems.append(f'templates: {template[:50]!r} is not a template name or "*"')
+            for option in ("people", "escalation_people"):
+                for name in getattr(routing, option):
+                    if name not in self.people:
+                        problems.append(
+                            f"templates.{template}.{option}: {name!r} is not in "
+                            "[notifications.people]"
+                        )
+            for option in ("webhooks", "escalation_webhooks"):
+                for name in getattr(routing, option):
+                    if name not in self.webhooks:
+                        problems.append(
+                            f"templates.{template}.{option}: {name!r} is not in "
+                            "[notifications.webhooks]"
+                        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def routing(self, template: str) -> NotificationTemplateSettings | None:
+        """Who is told about `template` (its own table, else `"*"`); None: nobody."""
+        return self.templates.get(template) or self.templates.get("*")
+
+
 STORE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 StoreName = Annotated[str, Field(pattern=STORE_NAME_PATTERN)]
 
@@ -724,6 +977,7 @@ class Settings(_Section):
     deferral: DeferralSettings = Field(default_factory=DeferralSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
 
     # Where relative store paths are resolved from: the folder of the config file.
     base_dir: Path = Field(default=Path("."), exclude=True)

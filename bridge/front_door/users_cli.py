@@ -64,7 +64,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"no account {args.name!r} in {path}", file=sys.stderr)
             return 1
         del accounts[args.name]
-        _write(path, accounts_text({n: _table(a.model_dump()) for n, a in accounts.items()}))
+        tables = {n: _table(a.model_dump()) for n, a in accounts.items()}
+        _write(path, accounts_text(tables, header_of(path)))
         print(f"account {args.name!r} removed from {path}")
         return 0
     if command == "add" and args.name in accounts:
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "add":
         tables[args.name] = {"subject_type": args.subject_type, "properties": {}}
     tables[args.name]["password_hash"] = HASHER.hash(password)
-    _write(path, accounts_text(tables))
+    _write(path, accounts_text(tables, header_of(path)))
     print(f"account {args.name!r} {'added to' if command == 'add' else 'updated in'} {path}")
     return 0
 
@@ -121,8 +122,24 @@ def _password(from_stdin: bool) -> str | None:
     return password
 
 
-def accounts_text(tables: dict[str, dict[str, object]]) -> str:
-    out = [HEADER]
+def header_of(path: Path) -> str:
+    """The comment lines the file starts with (the operator's notes), kept when the file is
+    written again; HEADER for a new file or one without them."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except OSError:
+        return HEADER
+    head = []
+    for line in lines:
+        if not (line.startswith("#") or not line.strip()):
+            break
+        head.append(line)
+    text = "".join(head).rstrip("\n")
+    return text + "\n" if text else HEADER
+
+
+def accounts_text(tables: dict[str, dict[str, object]], header: str = HEADER) -> str:
+    out = [header]
     for name, table in tables.items():
         out.append(f"\n[users.{json.dumps(name)}]\n")
         out.append(f"password_hash = {json.dumps(table['password_hash'])}\n")

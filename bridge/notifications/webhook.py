@@ -1,0 +1,114 @@
+"""Approver notices POSTed to webhooks, signed with the bridge's signing keys.
+
+Two formats (`notifications.webhooks.<name>.format`):
+
+- `jws`: the body is a compact JWS (`Content-Type: application/jose`), header `typ`
+  `approval-notice+jwt`, `alg` and `kid` of the bridge's active signing key; claims `iss`
+  (the bridge's issuer), `aud` (the webhook's URL, exactly as configured), `iat`, `exp`
+  (5 minutes on), `jti` (the message's id: the same on every attempt, so a receiver drops a
+  repeat) and `notice` (`messages.notice_claim`: task, reason, template, step, page URL and
+  the request in words);
+- `slack`: the body is a Slack incoming-webhook message, `{"text": ...}` (JSON), and the
+  same JWS, with one more claim, `body_sha256` (base64url SHA-256 of the exact body bytes),
+  travels in the `Bridge-Signature` header: a receiver that checks it knows the bridge sent
+  this very body; Slack itself ignores it.
+
+Receivers verify the JWS with the bridge's published keys (`<issuer>/jwks`), as they verify
+its access tokens and ARAP callbacks. Every POST goes through `bridge.outbound` (https to
+public addresses, unless `allow_private_network`; the host resolved and checked before
+each attempt; no redirects). 2xx → delivered; a network error, 408, 429 or 5xx → retried;
+any other answer, or a refused target → given up. The URL is never logged (a Slack URL is
+a credential): the webhook's name is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from joserfc import jws
+
+from ..jose.signing_keys import SigningKeys
+from ..outbound import OutboundPoster, Resolver, TargetRefused, system_resolver
+from ..outbox import Delivered, GiveUp, Outcome, Retry
+from ..settings import WebhookSettings
+from .approver_message import ApproverMessage
+from .messages import notice_claim, slack_text
+
+TYP = "approval-notice+jwt"
+JOSE_MEDIA_TYPE = "application/jose"
+SIGNATURE_HEADER = "Bridge-Signature"
+TOKEN_SECONDS = 300
+_RETRIED = {408, 429}
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        keys: SigningKeys,
+        issuer: str,
+        *,
+        clock: Callable[[], float],
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._clock = clock
+        self._resolver = resolver
+        self._posters: dict[bool, OutboundPoster] = {}
+
+    async def send(self, hook: WebhookSettings, message: ApproverMessage) -> Outcome:
+        body, headers = await self.request(hook, message)
+        try:
+            status = await self._poster(hook.allow_private_network).post(hook.url, headers, body)
+        except TargetRefused as exc:
+            return GiveUp(f"webhook target refused: {exc}")
+        except (httpx.HTTPError, TimeoutError) as exc:  # TimeoutError before its base OSError
+            return Retry(f"webhook unreachable: {type(exc).__name__}")
+        except OSError as exc:
+            return Retry(f"webhook host not resolved: {exc.strerror or type(exc).__name__}")
+        if 200 <= status < 300:
+            return Delivered()
+        if status >= 500 or status in _RETRIED:
+            return Retry(f"webhook answered {status}")
+        return GiveUp(f"webhook answered {status}")
+
+    async def request(
+        self, hook: WebhookSettings, message: ApproverMessage
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of the POST for `hook`'s format."""
+        if hook.format == "slack":
+            body = json.dumps({"text": slack_text(message.words)}).encode("utf-8")
+            digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=")
+            token = await self.token(hook.url, message, body_sha256=digest.decode("ascii"))
+            return body, {"Content-Type": "application/json", SIGNATURE_HEADER: token}
+        token = await self.token(hook.url, message)
+        return token.encode("ascii"), {"Content-Type": JOSE_MEDIA_TYPE}
+
+    async def token(self, audience: str, message: ApproverMessage, **extra: str) -> str:
+        signing = await self._keys.active()
+        now = int(self._clock())
+        claims: dict[str, Any] = {
+            "iss": self._issuer,
+            "aud": audience,
+            "iat": now,
+            "exp": now + TOKEN_SECONDS,
+            "jti": message.message_id,
+            "notice": notice_claim(message.words, message.delivery.recipient),
+            **extra,
+        }
+        header = {"typ": TYP, "alg": signing.alg, "kid": signing.kid}
+        payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
+        return jws.serialize_compact(header, payload, signing.key, algorithms=[signing.alg])
+
+    def _poster(self, allow_private: bool) -> OutboundPoster:
+        # Made when first needed: each holds a TLS context (the CA bundle loaded once).
+        poster = self._posters.get(allow_private)
+        if poster is None:
+            poster = OutboundPoster(allow_private=allow_private, resolver=self._resolver)
+            self._posters[allow_private] = poster
+        return poster
