@@ -131,6 +131,8 @@ def create_app(
             ars.filing_for(pdp, shared.http),
             wake=worker.wake,
         )
+        if front_door is not None:
+            front_door.install_deferral(deferrals.direct(oauth))
         handlers.update(deferrals.outbox_handlers())
         chores += deferrals.chores()
     else:

@@ -603,6 +603,14 @@ class FrontDoorSettings(_Section):
     max_failures_per_address: int = Field(
         20, ge=1, description="Failed sign-ins per client address in a window before refusal."
     )
+    direct_deferral: bool = Field(
+        False,
+        description=(
+            "Answer an authorization request that opted in (`completion_mode=deferred`) and "
+            "needs an approval with a `deferral_code` instead of a `code` (DTR PR #47); "
+            "published as `deferred_authorization_endpoint_supported`."
+        ),
+    )
     local_accounts: bool = Field(
         True,
         description=(

@@ -19,6 +19,7 @@ from ..oauth.assembly import OAuth
 from ..outbox import Handler
 from ..settings import Settings
 from ..store.contract.deferrals import PING_KIND
+from .direct import DirectDeferral
 from .extension import DeferredResponses
 from .grant import DeferredGrant
 from .reevaluation import TASK_TERMINAL, Reevaluation
@@ -50,6 +51,12 @@ class Deferrals:
         oauth.install(
             self.extension,
             grants=(DeferredGrant(self.service, self.reevaluation, filing, oauth.issuer),),
+        )
+
+    def direct(self, oauth: OAuth) -> DirectDeferral:
+        """Direct deferral at the authorization endpoint, for the front door to install."""
+        return DirectDeferral(
+            self.service, self.filing, oauth.decision, oauth.registry, oauth.profiles
         )
 
     def outbox_handlers(self) -> dict[str, Handler]:

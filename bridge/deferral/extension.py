@@ -19,18 +19,18 @@ from typing import Any, NoReturn
 import rfc8785
 
 from ..access_requests.filing import AccessRequestFiling
-from ..access_requests.service import DeniedEvaluation
 from ..authzen.models import Decision, requestable_denial
 from ..errors import InvalidRequest
 from ..oauth.clients import Client
+from ..oauth.completion_mode import defers
 from ..oauth.dpop import DPoPProof
 from ..oauth.extensions import NoExtension
 from ..oauth.grants.base import Principal, TokenRequest
 from ..oauth.requested_access import RequestedAccess
-from ..rar.describe import describe_planned
 from ..rar.profiles import ProfileSet
 from ..rar.translate import PlannedEvaluation
 from .errors import AuthorizationPending
+from .filing import asked_of, file_and_defer
 from .grant import cancel_quietly
 from .models import DEFERRAL_CODE_TOKEN_TYPE, GRANT_DEFERRED, check_notification_token
 from .service import DeferralService
@@ -40,7 +40,7 @@ log = logging.getLogger("bridge.deferral")
 
 def opted_in(request: TokenRequest) -> bool:
     """`completion_mode` is a space-separated list; unknown values are ignored (DTR §5)."""
-    return "deferred" in set((request.form.get("completion_mode") or "").split())
+    return defers(request.form.get("completion_mode"))
 
 
 class DeferredResponses(NoExtension):
@@ -93,17 +93,7 @@ class DeferredResponses(NoExtension):
     ) -> NoReturn:
         client, proof = request.client, request.proof
         jkt = proof.jkt if proof is not None else None
-        asked: dict[str, Any] = {
-            "grant_type": grant_type,
-            "principal": {
-                "subject": principal.subject.model_dump(exclude_none=True),
-                "token_sub": principal.token_sub,
-                "act": principal.act,
-            },
-            "details": access.details,
-            "scope": access.scope,
-            "resource": access.resource,
-        }
+        asked = asked_of(grant_type, principal, access)
         identity = request_identity(client.client_id, jkt, asked)
         key = self._deferrals.request_key(identity) if identity is not None else None
         if key is not None:
@@ -117,36 +107,18 @@ class DeferredResponses(NoExtension):
             if body is not None:
                 log.info("a repeated deferred request of %s got its pending code", client.client_id)
                 raise AuthorizationPending({k: v for k, v in body.items() if k != "error"})
-        denied = [n for n, decision in enumerate(decisions) if not decision.decision]
-        task = await self._filing.file(
-            [
-                DeniedEvaluation(
-                    planned[n].request,
-                    decisions[n].context or {},
-                    describe_planned(self._profiles, access.details, planned[n]),
-                )
-                for n in denied
-            ],
-            client.client_id,
-        )
-        snapshot = {
-            **asked,
-            "evaluations": [p.request.model_dump(exclude_none=True) for p in planned],
-            "denied": denied,
-        }
-        body = await self._deferrals.defer(
-            client,
-            jkt,
-            snapshot,
-            task.id,
-            task.expires_at,
-            request.form.get("client_notification_token"),
+        body = await file_and_defer(
+            self._deferrals,
+            self._filing,
+            self._profiles,
+            client=client,
+            jkt=jkt,
+            asked=asked,
+            planned=planned,
+            decisions=decisions,
+            notification_token=request.form.get("client_notification_token"),
             dedupe_key=key,
         )
-        if task.status != "pending":
-            # Ended at filing (an emergency policy approved at once): its `task_terminal`
-            # may have run before this deferral existed, so settle the deferral again.
-            await self._deferrals.settle_task_later(task.id)
         raise AuthorizationPending({k: v for k, v in body.items() if k != "error"})
 
     # -- cancellation (DTR §8) -------------------------------------------------------------

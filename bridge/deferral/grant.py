@@ -17,6 +17,7 @@ from ..errors import AccessDenied, InvalidGrant
 from ..oauth.grants.base import Principal, TokenRequest
 from ..oauth.issuance import Issuer
 from .models import GRANT_DEFERRED, DeferralExpired
+from .pkce import PKCEFailed
 from .reevaluation import Reevaluation
 from .service import DeferralService
 
@@ -25,7 +26,8 @@ log = logging.getLogger("bridge.deferral")
 
 class DeferredGrant:
     grant_type = GRANT_DEFERRED
-    parameters = frozenset({"deferral_code"})
+    # `code_verifier`: a deferral made at the authorization endpoint, first poll (pkce.py).
+    parameters = frozenset({"deferral_code", "code_verifier"})
     refused = frozenset({"authorization_details", "scope", "resource", "completion_mode"})
     extensible = False
 
@@ -46,10 +48,10 @@ class DeferredGrant:
         code = request.form.require("deferral_code")
         jkt = proof.jkt if proof is not None else None
         try:
-            ready = await self._deferrals.poll(client, code, jkt)
-        except DeferralExpired as expired:
-            if expired.task_id is not None:
-                await cancel_quietly(self._filing, expired.task_id, client.client_id)
+            ready = await self._deferrals.poll(client, code, jkt, request.form.get("code_verifier"))
+        except (DeferralExpired, PKCEFailed) as ended:
+            if ended.task_id is not None:
+                await cancel_quietly(self._filing, ended.task_id, client.client_id)
             raise
         snapshot = ready.snapshot
         ok, until = await self._reevaluation.reevaluate(snapshot, ready.approvals)

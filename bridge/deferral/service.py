@@ -32,6 +32,7 @@ from .codes import MAX_CODE_LENGTH, DeferralKeys, SealError, new_code
 from .errors import AuthorizationPending, SlowDown
 from .models import DeferralExpired, DeferralStore, PollResult, Resolution, check_notification_token
 from .ping import PingSender, ping_payload
+from .pkce import PKCEFailed, check_first_poll
 from .throttle import PollRules, Verdict, poll_step
 
 log = logging.getLogger("bridge.deferral")
@@ -97,10 +98,12 @@ class DeferralService:
         notification_token: str | None,
         *,
         dedupe_key: str | None = None,
+        ping: bool = True,
     ) -> dict[str, Any]:
         """Store a new deferral; returns the body of the deferred response (HTTP 400).
         With `dedupe_key` (`request_key` of the request), the same request asked again while
-        this deferral is pending gets its code back (`repeat`). `ValueError` when the task
+        this deferral is pending gets its code back (`repeat`). `ping=False`: never ping
+        for it (a deferral made at the authorization endpoint). `ValueError` when the task
         ends too soon to defer."""
         check_notification_token(notification_token)
         now = self._clock()
@@ -112,7 +115,7 @@ class DeferralService:
             raise ValueError("the access request ends too soon for a deferral")
         code = new_code()
         code_hash = self._keys.code_hash(code)
-        endpoint = client.notification_endpoint
+        endpoint = client.notification_endpoint if ping else None
         interval = self._settings.interval_seconds
         await self._store.deferral_create(
             DeferralRecord(
@@ -189,13 +192,20 @@ class DeferralService:
 
     # -- polling (grant_type=urn:ietf:params:oauth:grant-type:deferred) ---------------------
 
-    async def poll(self, client: Client, code: str, jkt: str | None) -> PollResult:
-        """A poll by the authenticated `client` with the DPoP key `jkt` (None: no proof).
-        Returns when the deferral is approved; raises the OAuth error to answer otherwise."""
+    async def poll(
+        self, client: Client, code: str, jkt: str | None, verifier: str | None = None
+    ) -> PollResult:
+        """A poll by the authenticated `client` with the DPoP key `jkt` (None: no proof) and
+        the PKCE `verifier` it sent. Returns when the deferral is approved; raises the OAuth
+        error to answer otherwise (`PKCEFailed` having ended the deferral)."""
         record = await self._own(client, code)
         if record is None:
             raise InvalidGrant(_UNKNOWN)
         _check_binding(record, jkt, polling=True)
+        if not check_first_poll(record, verifier):
+            # The deferral ends: cancelled, so every later poll answers `access_denied`.
+            _, task_id = await self._store.deferral_cancel(record.code_hash, self._clock())
+            raise PKCEFailed(task_id)
         now = self._clock()
 
         def step(current: DeferralRecord) -> tuple[DeferralRecord, _Polled]:

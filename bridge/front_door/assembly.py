@@ -25,6 +25,7 @@ from ..web.pages import Pages
 from .authorization_code_grant import AuthorizationCodeGrant
 from .authorize_endpoint import AuthorizeEndpoint, FrontDoorConfig
 from .consent import ConsentView
+from .direct_deferral import AuthorizationDeferral
 from .interaction import Interactions
 from .metadata import AUTHORIZE_PATH, PAR_PATH, FrontDoorMetadata
 from .par_endpoint import PAREndpoint
@@ -92,9 +93,17 @@ class FrontDoor:
             self.sign_in,
             consent,
         )
+        self.direct_deferral = options.direct_deferral
         oauth.install(
-            FrontDoorMetadata(issuer, require_pushed), grants=(AuthorizationCodeGrant(store),)
+            FrontDoorMetadata(issuer, require_pushed, direct_deferral=self.direct_deferral),
+            grants=(AuthorizationCodeGrant(store),),
         )
+
+    def install_deferral(self, deferral: AuthorizationDeferral) -> None:
+        """The deferral part's direct deferral, used at consent when the deployment allows
+        it (`front_door.direct_deferral`)."""
+        if self.direct_deferral:
+            self.interactions.direct_deferral = deferral
 
     def routes(self) -> list[BaseRoute]:
         i = self.interactions

@@ -1,9 +1,11 @@
 """`grant_type=authorization_code` (RFC 6749 §4.1.3, with RFC 7636 §4.6 and RFC 9449 §10).
 
 code and code_verifier present → redeem the code once → the code's client and redirect URI
-→ the PKCE verifier → the DPoP key the code was bound to → the principal is the person who
-consented, the client acts for them (AROP §2) → the PDP decides again, on what was consented
-→ remember what was issued, so that a second use of the code revokes it.
+→ the PKCE verifier → the DPoP key the code was bound to → a deferral hint at /authorize is
+repeated here (DTR §5.2) → the principal is the person who consented, the client acts for
+them (AROP §2) → the PDP decides again, on what was consented (a requestable denial with
+`completion_mode=deferred` becomes a Deferred Token Response, as for every grant) →
+remember what was issued, so that a second use of the code revokes it.
 
 RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization server
 MUST deny the request and SHOULD revoke (when possible) all tokens previously issued based
@@ -19,8 +21,9 @@ import secrets
 import time
 from typing import Any
 
-from ..errors import InvalidGrant
+from ..errors import InvalidGrant, InvalidRequest
 from ..oauth.clients import GRANT_AUTHORIZATION_CODE
+from ..oauth.completion_mode import defers
 from ..oauth.form import Form
 from ..oauth.grants.base import Principal, PrincipalGrant, TokenRequest
 from ..store.contract import Store
@@ -37,9 +40,8 @@ class AuthorizationCodeGrant(PrincipalGrant):
     own_parameters = frozenset({"code", "redirect_uri", "code_verifier"})
     # What the code carries is what was consented; a token request may not change it.
     refused = frozenset({"authorization_details", "scope", "resource"})
-    # The deferred variants of this flow come with the approval pages; until then no
-    # token extension rides on it.
-    extensible = False
+    # The token endpoint's extensions ride on it: DTR's `completion_mode`.
+    extensible = True
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -78,13 +80,23 @@ class AuthorizationCodeGrant(PrincipalGrant):
             request.proof is None or request.proof.jkt != asked.dpop_jkt
         ):
             raise InvalidGrant("the code is bound to another DPoP key (dpop_jkt)")
+        if asked.deferral_hint and not defers(form.get("completion_mode")):
+            # DTR §5.2: "the AS MUST reject the token request with invalid_request".
+            raise InvalidRequest(
+                "the authorization request said completion_mode=deferred: say it here too"
+            )
         family = secrets.token_urlsafe(16)
         principal = Principal(
             subject=subject_for(person, record.client_id),
             token_sub=person.name,
             family_id=family,
         )
-        consented = TokenRequest(_access_form(asked), request.client, request.proof)
+        # What was consented, with what the extensions read of this request (completion_mode).
+        consented = TokenRequest(
+            Form(consented_access(asked) + form.pairs(without=self.own_parameters)),
+            request.client,
+            request.proof,
+        )
         body = await self.decider.issue_for(consented, self.grant_type, principal)
         jti, exp = _jti_and_expiry(body["access_token"])
         recorded = await self._store.record_code_tokens(
@@ -110,15 +122,15 @@ class AuthorizationCodeGrant(PrincipalGrant):
             )
 
 
-def _access_form(asked: AuthorizationRequest) -> Form:
-    """What was consented, as the access parameters the decision reads."""
+def consented_access(asked: AuthorizationRequest) -> list[tuple[str, str]]:
+    """What was consented, as the access parameters (form pairs) the decision reads."""
     pairs: list[tuple[str, str]] = []
     if asked.authorization_details:
         pairs.append(("authorization_details", json.dumps(asked.authorization_details)))
     if asked.scope:
         pairs.append(("scope", " ".join(asked.scope)))
     pairs += [("resource", value) for value in asked.resource]
-    return Form(pairs)
+    return pairs
 
 
 def _jti_and_expiry(token: str) -> tuple[str, float]:

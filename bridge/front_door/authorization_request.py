@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedResponseType
 from ..oauth.clients import GRANT_AUTHORIZATION_CODE, Client, ClientRegistry
+from ..oauth.completion_mode import defers
 from ..oauth.form import Form
 from ..oauth.requested_access import read_asked_access
 from ..rar.profiles import ProfileSet
@@ -36,6 +37,10 @@ class AuthorizationRequest:
     authorization_details: list[dict[str, Any]] = field(default_factory=list)
     resource: list[str] = field(default_factory=list)
     dpop_jkt: str | None = None
+    # DTR §5.2: `completion_mode=deferred` rode on the request as a hint; the token request
+    # must then say it too. With direct deferral on, it is also the client's opt-in to a
+    # deferral code in the authorization response (DTR PR #47).
+    deferral_hint: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,4 +118,5 @@ def read_authorization_request(
         authorization_details=access.details,
         resource=access.resource,
         dpop_jkt=dpop_jkt,
+        deferral_hint=defers(form.get("completion_mode")),
     )

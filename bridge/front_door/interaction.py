@@ -3,7 +3,8 @@
     GET  /interaction/{uid}                   sign-in page, or consent once signed in
     POST /interaction/{uid}/sign-in           CSRF → password (sign_in.SignIn) → session
     POST /interaction/{uid}/sign-in/upstream  CSRF → off to the organisation's provider
-    POST /interaction/{uid}/consent           CSRF → signed in → used once → code, or denied
+    POST /interaction/{uid}/consent           CSRF → signed in → used once → code (or, with
+                                              direct deferral, a deferral code), or denied
     POST /sign-out                            CSRF → cookie cleared
 
 An interaction belongs to the browser that started it (its cookie's browser id); from any
@@ -30,6 +31,7 @@ from .authorization_request import AuthorizationRequest
 from .authorization_response import origin_of, send_back, send_error_back
 from .authorize_endpoint import FrontDoorConfig
 from .consent import ConsentView
+from .direct_deferral import AuthorizationDeferral
 from .person import Person
 from .pushed_requests import end_interaction, find_interaction
 from .sessions import BrowserState, Sessions
@@ -57,6 +59,8 @@ class Interactions:
         self._pages = pages
         self._sign_in = sign_in
         self._consent = consent
+        # Installed by the deferral part when `front_door.direct_deferral` is on.
+        self.direct_deferral: AuthorizationDeferral | None = None
 
     # -- GET /interaction/{uid} ---------------------------------------------------------
 
@@ -122,17 +126,49 @@ class Interactions:
                     AccessDenied("the user declined"),
                 )
             else:
-                code = await issue_code(self._store, asked, person, self._config.code_lifetime)
-                response = send_back(
-                    self._pages,
-                    asked.redirect_uri,
-                    asked.response_mode,
-                    {"code": code, "state": asked.state, "iss": self._config.issuer},
-                )
+                response = await self._allowed(asked, person)
             self._sessions.write(response, replace(state, interaction=None))
             return response
         except SignInStop as stop:
             return stop.response
+
+    async def _allowed(self, asked: AuthorizationRequest, person: Person) -> Response:
+        """The authorization response to a consent: a code, or (DTR PR #47) a deferral."""
+        if asked.deferral_hint and self.direct_deferral is not None:
+            try:
+                deferred = await self.direct_deferral.defer(asked, person)
+            except PDPError as error:
+                log.error("no decision for a direct deferral: %s", error)
+                return self._error("The policy decision point could not decide. Try again.", 503)
+            except OAuthError as error:
+                return send_error_back(
+                    self._pages,
+                    self._config.issuer,
+                    asked.redirect_uri,
+                    asked.response_mode,
+                    asked.state,
+                    error,
+                )
+            if deferred is not None:
+                return send_back(
+                    self._pages,
+                    asked.redirect_uri,
+                    asked.response_mode,
+                    {
+                        "deferral_code": deferred.deferral_code,
+                        "state": asked.state,
+                        "expires_in": str(deferred.expires_in),
+                        "interval": str(deferred.interval),
+                        "iss": self._config.issuer,
+                    },
+                )
+        code = await issue_code(self._store, asked, person, self._config.code_lifetime)
+        return send_back(
+            self._pages,
+            asked.redirect_uri,
+            asked.response_mode,
+            {"code": code, "state": asked.state, "iss": self._config.issuer},
+        )
 
     # -- POST /sign-out -----------------------------------------------------------------
 
@@ -206,6 +242,8 @@ class Interactions:
             client_name=asked.client_id,
             person_name=person.name,
             items=items,
+            # DTR §5.2: the client can wait for approvals; the person is told so.
+            deferred=asked.deferral_hint,
             csrf_token=self._sessions.csrf_token(state),
             # The consent form's answer redirects there (browsers check form-action on it).
             form_targets=[origin_of(asked.redirect_uri)],

@@ -45,7 +45,7 @@ class AccessDecision:
         self._profiles = profiles
         self._pdp = pdp
         self._issuer = issuer
-        self._limits = limits
+        self.limits = limits
         self._extensions = extensions  # the OAuth assembly's list: later installs count
 
     async def issue_for(
@@ -56,8 +56,8 @@ class AccessDecision:
             request.client,
             principal,
             self._profiles,
-            max_entries=self._limits.max_authorization_details,
-            max_evaluations=self._limits.max_evaluations,
+            max_entries=self.limits.max_authorization_details,
+            max_evaluations=self.limits.max_evaluations,
         )
         planned = access.plan(principal, request.client, request.proof)
         decisions = await self.decide(planned)

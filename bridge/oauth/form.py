@@ -59,6 +59,10 @@ class Form:
         kept._values = {n: v for n, v in self._values.items() if n in names}
         return kept
 
+    def pairs(self, without: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+        """Every (name, value), in order of name, but the names in `without`."""
+        return [(n, v) for n, values in self._values.items() if n not in without for v in values]
+
     def as_dict(self) -> dict[str, str]:
         """Single-valued view (what client authentication reads)."""
         return {name: values[0] for name, values in self._values.items()}

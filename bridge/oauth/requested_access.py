@@ -32,12 +32,19 @@ class RequestedAccess:
     max_evaluations: int
 
     def plan(
-        self, principal: Principal, client: Client, proof: DPoPProof | None
+        self,
+        principal: Principal,
+        client: Client,
+        proof: DPoPProof | None,
+        *,
+        jkt: str | None = None,
     ) -> list[PlannedEvaluation]:
+        """The evaluations to ask for; `jkt` is the DPoP key the token will be bound to when
+        no proof is at hand (an authorization request's `dpop_jkt`)."""
         context = TokenRequestContext(
             subject=principal.subject,
             client_id=client.client_id,
-            dpop_jkt=proof.jkt if proof is not None else None,
+            dpop_jkt=proof.jkt if proof is not None else jkt,
             resource=self.resource,
         )
         return plan_evaluations(
