@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..store.contract import ApprovalRecord, AuditEntry, TaskRecord, subject_key
-from .approvers import Approver, Ask, is_party
+from .approvers import REVOKE_ACTION, Approver, Ask, is_party
 from .emergency import awaiting_review
 from .notifying import Notifying
 from .problems import BadRequest
@@ -64,6 +64,7 @@ class InboxQueries(Notifying):
         review = [n for n in sorted(allowed) if awaiting_review(task.items[n])]
         body = approver_json(task, actionable, self.urls)
         body["reviewable_items"] = review
+        body["revoked_items"], body["revocable_items"] = await self._approvals_of(task, approver)
         body["progress"] = [self.progress_of(item) for item in task.items]
         body["templates"] = {}
         for item in task.items:
@@ -73,6 +74,36 @@ class InboxQueries(Notifying):
                 "steps": [step.name for step in template.steps],
             }
         return body
+
+    async def _approvals_of(
+        self, task: TaskRecord, approver: Approver
+    ) -> tuple[list[int], list[int]]:
+        """The items whose approval was revoked, and those whose approval, still in force,
+        `approver` may revoke (policy's `revoke` at some step of the item)."""
+        granted = {
+            n: item["result"]["approval"]["id"]
+            for n, item in enumerate(task.items)
+            if isinstance(item.get("result"), dict) and "approval" in item["result"]
+        }
+        if not granted:
+            return [], []
+        records = await self.store.approvals_get(list(granted.values()))
+        now = self.clock()
+        revoked, in_force = [], []
+        for n, approval_id in granted.items():
+            record = records.get(approval_id)
+            if record is not None and record.revoked_at is not None:
+                revoked.append(n)
+            elif record is not None and record.approved_until > now:
+                in_force.append(n)
+        asks = [
+            (n, Ask(task, task.items[n]["template"], str(step["name"]), REVOKE_ACTION))
+            for n in in_force
+            for step in task.items[n].get("steps") or [{"name": current_step(task.items[n]).name}]
+        ]
+        answers = await self.approvers.allowed(approver, [ask for _, ask in asks])
+        may = {n for (n, _), ok in zip(asks, answers, strict=True) if ok}
+        return revoked, sorted(may)
 
     async def tasks_for(self, approver: Approver, limit: int = 100) -> list[dict[str, Any]]:
         """The pending tasks `approver` may act on now (oldest first), as approver views:

@@ -120,6 +120,9 @@ class AccessRequestService(ApproverActions):
             allow_private_callbacks=self.settings.allow_private_callbacks,
         )
         bound = await bind_items(self.tokens, submission)
+        if not submission.bundle and submission.requested_access is not None:
+            # A single request's `requested_access` is its one item's (its words, its end).
+            bound.items[0].setdefault("requested_access", submission.requested_access)
         for item in bound.items:
             item.update(initial_steps(self.templates.template(bound.pdp, item["template"]), now))
         task = TaskRecord(

@@ -50,11 +50,10 @@ def read_decision(form: Form, now: float) -> Decision:
     justification = (form.get("justification") or "").strip() or None
     if justification is not None and len(justification) > MAX_JUSTIFICATION:
         return _refused(f"A justification has at most {MAX_JUSTIFICATION} characters.")
-    items = sorted(
-        int(found.group(1))
-        for name in form.as_dict()
-        if (found := _ITEM.fullmatch(name)) is not None
-    )
+    ticked = [name for name in form.as_dict() if name.startswith("item-")]
+    if not all(_ITEM.fullmatch(name) for name in ticked):
+        return _refused("The form names an item that is not on the request.")
+    items = sorted(int(name.removeprefix("item-")) for name in ticked)
     until = None
     chosen = form.get("approve_for")
     if chosen is not None:

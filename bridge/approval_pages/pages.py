@@ -31,10 +31,11 @@ from ..access_requests.service import AccessRequestService
 from ..front_door.person import Person
 from ..front_door.sessions import BrowserState, Sessions
 from ..front_door.sign_in import SignIn, SignInStop
+from ..grammar import is_template_name
 from ..oauth.form import Form
 from ..web.pages import Pages
 from .decision_form import DecisionForm, read_decision
-from .views import granted_view, history, request_view, when
+from .views import granted_view, history, my_request, request_view
 
 log = logging.getLogger("bridge.approval_pages")
 
@@ -69,7 +70,10 @@ class ApprovalPages:
             query = request.query_params
             shown = query.get("state", PENDING_STATE)
             shown = shown if shown in INBOX_STATES else PENDING_STATE
+            # Like an unknown state, a filter no template could be named is no filter (it is
+            # written back into the page, where a control character has no place).
             template = query.get("template") or None
+            template = template if template and is_template_name(template) else None
             before = _number(query.get("before"))
             approver = self._approver(person)
             page = await self._service.inbox(
@@ -102,6 +106,7 @@ class ApprovalPages:
             state, person = await self._signed_in(request)
             task_id = request.path_params["id"]
             body = await self._ask(self._service.task_for(task_id, self._approver(person)))
+            entries = await self._service.history(task_id)
             view = request_view(body)
             done = request.query_params.get("done")
             return self._page(
@@ -109,7 +114,7 @@ class ApprovalPages:
                 state,
                 person,
                 request=view,
-                history=history(await self._service.history(task_id)),
+                history=history(entries),
                 done=done if done in _DONE else None,
                 done_text=_DONE.get(done or ""),
                 path=f"{INBOX_PATH}/{quote(view.id, safe='')}",
@@ -203,7 +208,7 @@ class ApprovalPages:
                 "my_requests.html",
                 state,
                 person,
-                requests=[{**e, "created": when(e["created_at"])} for e in page.entries],
+                requests=[my_request(e) for e in page.entries],
                 more=more,
                 cancelled=request.query_params.get("done") == "cancel",
             )

@@ -25,6 +25,8 @@ class ItemView:
     reviewable: bool
     approval_id: str | None
     approved_until: str | None
+    revoked: bool = False  # its approval was withdrawn: nothing left to revoke
+    revocable: bool = False  # its approval is in force and the viewer may revoke it
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ def _when_text(text: object) -> str:
 def request_view(body: Mapping[str, Any]) -> RequestView:
     actionable = set(body.get("actionable_items") or [])
     reviewable = set(body.get("reviewable_items") or [])
+    revoked = set(body.get("revoked_items") or [])
+    revocable = set(body.get("revocable_items") or [])
     progress = body.get("progress") or []
     items = []
     for n, item in enumerate(body.get("items") or []):
@@ -91,6 +95,8 @@ def request_view(body: Mapping[str, Any]) -> RequestView:
                 reviewable=n in reviewable,
                 approval_id=approval.get("id"),
                 approved_until=_when_text(approval.get("approved_until")) or None,
+                revoked=n in revoked,
+                revocable=n in revocable,
             )
         )
     subject = body.get("subject") or {}
@@ -172,6 +178,17 @@ _EVENTS = {
     "revoked": "Approval revoked by {actor}",
     "reevaluated": "Decided again with the approval: {decision}",
 }
+
+
+def my_request(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A person's own request (the service's requester view) with its times in words."""
+    items = [
+        {**item, "approved_until": _when_text(item["approved_until"])}
+        if item.get("approved_until")
+        else item
+        for item in entry.get("items") or []
+    ]
+    return {**entry, "items": items, "created": when(entry.get("created_at"))}
 
 
 @dataclass(frozen=True)

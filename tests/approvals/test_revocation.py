@@ -137,3 +137,13 @@ def test_an_operator_revokes_from_the_command_line(server: DTRServer) -> None:
     assert entry["actor"] == "operator"
     assert entry["data"]["reason"] == "left the company"
     assert server.poll_until_settled(deferral).json()["error"] == "access_denied"
+
+
+def test_the_approver_view_says_what_is_revoked_and_what_one_may_revoke(
+    server: DTRServer,
+) -> None:
+    _, view, approval = approved(server)
+    assert view["revocable_items"] == [0] and view["revoked_items"] == []
+    assert revoke(server, "manager-1", approval).status_code == 200
+    after = server.view("manager-1", view["id"])
+    assert after["revocable_items"] == [] and after["revoked_items"] == [0]

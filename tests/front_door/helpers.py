@@ -31,7 +31,12 @@ CALLBACK = "http://127.0.0.1:8765/callback"
 OTHER_CALLBACK = "https://app.example.com/cb"
 CRM = "https://crm.example.com/customers/"
 BANK = "https://bank.example.com/payments"
-PASSWORDS = {"alice": "demo-alice", "manager-1": "demo-manager-1", "finance-1": "demo-finance-1"}
+PASSWORDS = {
+    "alice": "demo-alice",
+    "manager-1": "demo-manager-1",
+    "finance-1": "demo-finance-1",
+    "dpo-1": "demo-dpo-1",
+}
 FRONT = ["authorization_code", "refresh_token"]
 TYPES = ["customer_records", "payment_initiation"]
 
