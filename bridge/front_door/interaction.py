@@ -117,14 +117,7 @@ class Interactions:
             if asked is None:
                 raise SignInStop(self._error("This request was already answered or has expired."))
             if decision == "decline":
-                response = send_error_back(
-                    self._pages,
-                    self._config.issuer,
-                    asked.redirect_uri,
-                    asked.response_mode,
-                    asked.state,
-                    AccessDenied("the user declined"),
-                )
+                response = self._error_back(asked, AccessDenied("the user declined"))
             else:
                 response = await self._allowed(asked, person)
             self._sessions.write(response, replace(state, interaction=None))
@@ -141,14 +134,7 @@ class Interactions:
                 log.error("no decision for a direct deferral: %s", error)
                 return self._error("The policy decision point could not decide. Try again.", 503)
             except OAuthError as error:
-                return send_error_back(
-                    self._pages,
-                    self._config.issuer,
-                    asked.redirect_uri,
-                    asked.response_mode,
-                    asked.state,
-                    error,
-                )
+                return self._error_back(asked, error)
             if deferred is not None:
                 return send_back(
                     self._pages,
@@ -227,14 +213,7 @@ class Interactions:
             return self._error("The policy decision point could not decide. Try again later.", 503)
         except OAuthError as error:
             # Checked at /authorize; a profile reloaded since may refuse what it took.
-            return send_error_back(
-                self._pages,
-                self._config.issuer,
-                asked.redirect_uri,
-                asked.response_mode,
-                asked.state,
-                error,
-            )
+            return self._error_back(asked, error)
         return self._pages.render(
             "consent.html",
             action=f"/interaction/{uid}/consent",
@@ -247,6 +226,17 @@ class Interactions:
             csrf_token=self._sessions.csrf_token(state),
             # The consent form's answer redirects there (browsers check form-action on it).
             form_targets=[origin_of(asked.redirect_uri)],
+        )
+
+    def _error_back(self, asked: AuthorizationRequest, error: OAuthError) -> Response:
+        """The error to the client's redirect URI (RFC 6749 §4.1.2.1), with state and iss."""
+        return send_error_back(
+            self._pages,
+            self._config.issuer,
+            asked.redirect_uri,
+            asked.response_mode,
+            asked.state,
+            error,
         )
 
     def _error(self, message: str, status: int = 400) -> Response:

@@ -9,11 +9,10 @@ one else can hold (the new entries), so whoever holds it never waits: no deadloc
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from typing import Any
 
+from ..columns import audit_entry, audit_row
 from ..contract.audit import AuditEntry, AuditEvent, AuditHead, chained
 from .connection import Connection, PostgresBase
 
@@ -48,7 +47,7 @@ class AuditTables(PostgresBase):
         seq, digest = row
         entries = chained(events, AuditHead(seq, digest) if seq else None)
         async with conn.cursor() as many:
-            await many.executemany(INSERT_ENTRY, [_entry_row(entry) for entry in entries])
+            await many.executemany(INSERT_ENTRY, [audit_row(entry) for entry in entries])
         await conn.execute(UPDATE_HEAD, (entries[-1].seq, entries[-1].hash))
 
     async def audit_append(self, events: Sequence[AuditEvent]) -> None:
@@ -74,26 +73,9 @@ class AuditTables(PostgresBase):
                 cursor = await conn.execute(
                     SELECT_ENTRIES_OF_TASK, (task_id, after_seq, at_least, limit)
                 )
-            return [_entry(row) for row in await cursor.fetchall()]
+            return [audit_entry(row) for row in await cursor.fetchall()]
 
     async def audit_head(self) -> AuditHead | None:
         async with self.connection() as conn:
             row = await (await conn.execute(SELECT_HEAD)).fetchone()
         return None if row is None or row[0] == 0 else AuditHead(row[0], row[1])
-
-
-def _entry_row(entry: AuditEntry) -> tuple[object, ...]:
-    return (
-        entry.seq,
-        entry.at,
-        entry.event,
-        entry.task_id,
-        entry.actor,
-        json.dumps(entry.data),
-        entry.prev_hash,
-        entry.hash,
-    )
-
-
-def _entry(row: Sequence[Any]) -> AuditEntry:
-    return AuditEntry(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7])

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from ..columns import fields_of, row_of
 from ..contract.access_requests import (
     ApprovalRecord,
     BindingReused,
@@ -34,7 +35,6 @@ from ..contract.access_requests import (
 from ..contract.audit import AuditEvent
 from .approvals import DELETE_EXPIRED_TIES, ApprovalTables
 from .audit import AuditTables
-from .columns import fields_of, row_of
 from .connection import Connection, PostgresBase
 from .outbox import OutboxTables
 

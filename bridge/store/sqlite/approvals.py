@@ -13,10 +13,10 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import fields
 
+from ..columns import fields_of, row_of
 from ..contract.access_requests import ApprovalRecord
 from ..contract.audit import AuditEvent
 from .audit import AuditTables
-from .columns import fields_of, row_of
 from .connection import SQLiteBase, transaction
 
 _APPROVAL_JSON = frozenset({"members", "binding"})

@@ -8,12 +8,11 @@ chain, without a lock of its own.
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
+from ..columns import audit_entry, audit_row
 from ..contract.audit import AuditEntry, AuditEvent, AuditHead, chained
 from .connection import SQLiteBase, transaction
 
@@ -44,7 +43,7 @@ class AuditTables(SQLiteBase):
             raise RuntimeError("the audit trail has no head row (audit_head)")
         seq, digest = row
         entries = chained(events, AuditHead(seq, digest) if seq else None)
-        db.executemany(INSERT_ENTRY, [_entry_row(entry) for entry in entries])
+        db.executemany(INSERT_ENTRY, [audit_row(entry) for entry in entries])
         db.execute(UPDATE_HEAD, (entries[-1].seq, entries[-1].hash))
 
     async def audit_append(self, events: Sequence[AuditEvent]) -> None:
@@ -73,7 +72,7 @@ class AuditTables(SQLiteBase):
                 rows = self.db.execute(
                     SELECT_ENTRIES_OF_TASK, (task_id, after_seq, at_least, limit)
                 )
-            return [_entry(row) for row in rows.fetchall()]
+            return [audit_entry(row) for row in rows.fetchall()]
 
         return await self._run(work)
 
@@ -83,20 +82,3 @@ class AuditTables(SQLiteBase):
             return None if row is None or row[0] == 0 else AuditHead(row[0], row[1])
 
         return await self._run(work)
-
-
-def _entry_row(entry: AuditEntry) -> tuple[object, ...]:
-    return (
-        entry.seq,
-        entry.at,
-        entry.event,
-        entry.task_id,
-        entry.actor,
-        json.dumps(entry.data),
-        entry.prev_hash,
-        entry.hash,
-    )
-
-
-def _entry(row: Sequence[Any]) -> AuditEntry:
-    return AuditEntry(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7])
