@@ -18,7 +18,7 @@ from pathlib import Path
 from . import __version__, demo_approvers
 from .access_log import RedactQueryValues
 from .access_requests import cli as access_requests_cli
-from .access_requests.templates import templates_problems
+from .approval_templates import templates_problems
 from .authzen.cedar.store import PolicyStore, StoreLoadError
 from .front_door import users_cli
 from .front_door.sign_in_methods import sign_in_problems

@@ -20,7 +20,7 @@ from .emergency import REVIEW_DONE, awaiting_review
 from .inbox import InboxQueries
 from .lifecycle import Transition
 from .problems import BadRequest, Forbidden, InvalidTaskState, UnknownTask
-from .steps import approvers_of, current_step
+from .steps import current_step, has_approved
 from .tasks import PENDING, TaskView
 
 log = logging.getLogger("bridge.access_requests")
@@ -50,7 +50,7 @@ class ApproverActions(InboxQueries):
             wanted.check_until(self.settings, now)
             chosen = wanted.chosen(task)
             if wanted.decision == "approve" and any(
-                approver.key in approvers_of(task.items[n]) for n in chosen
+                has_approved(task.items[n], approver.subject_type, approver.sub) for n in chosen
             ):
                 raise Forbidden(
                     "you have approved this access request already: another person takes this step"

@@ -1,9 +1,11 @@
 """The audit trail's entries for access requests: one constructor per event, so every entry
 of a kind has the same members (docs/approvals.md lists them).
 
-`actor` says who acted: an approver's key (`Approver.key`), a requester id (`pep:...`,
-`client:...`), a person (`person:<type>:<id>`), `operator` (the command line), `policy` (an
-emergency approved by policy) or `system` (expiry, escalation, notifications).
+`actor` says who acted: an approver's key (`Approver.key`, the JSON array of issuer, subject
+type and id), a requester id (`pep:...`, `client:...`), a person cancelling their own request
+(`person:` and the JSON array of subject type and id, e.g. `person:["user","alice"]`),
+`operator` (the command line), `policy` (an emergency approved by policy) or `system`
+(expiry, escalation, notifications).
 """
 
 from __future__ import annotations

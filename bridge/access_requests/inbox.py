@@ -18,7 +18,7 @@ from .approvers import REVOKE_ACTION, Approver, Ask, is_party
 from .emergency import awaiting_review
 from .notifying import Notifying
 from .problems import BadRequest
-from .steps import approvers_of, current_step
+from .steps import approvers_of, current_step, has_approved
 from .tasks import PENDING, TERMINAL, TaskView, approver_json
 
 # Tasks read from the store for one page of a filtered list, at most.
@@ -59,7 +59,8 @@ class InboxQueries(Notifying):
         actionable = [
             n
             for n in sorted(allowed)
-            if task.items[n]["status"] == PENDING and mine not in approvers_of(task.items[n])
+            if task.items[n]["status"] == PENDING
+            and not has_approved(task.items[n], approver.subject_type, approver.sub)
         ]
         review = [n for n in sorted(allowed) if awaiting_review(task.items[n])]
         body = approver_json(task, actionable, self.urls)

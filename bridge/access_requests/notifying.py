@@ -21,7 +21,7 @@ from .emergency import asks_emergency, awaiting_review
 from .lifecycle import TaskLifecycle, Transition
 from .notices import EMERGENCY_REVIEW, ESCALATION, ApprovalNeeded, NoticeSummary
 from .problems import InvalidTaskState, TaskExpired, UnknownTask
-from .steps import approvers_of, current_step, due_for_escalation, mark_escalated
+from .steps import current_step, due_for_escalation, has_approved, mark_escalated
 from .tasks import PENDING, TaskURLs, describe, progress
 from .templates import TemplateCatalog
 
@@ -68,7 +68,9 @@ class Notifying(TaskLifecycle):
         ask = Ask(task, item["template"], current_step(item).name)
         told = []
         for candidate in candidates:
-            if is_party(candidate, task) or candidate.key in approvers_of(item):
+            if is_party(candidate, task) or has_approved(
+                item, candidate.subject_type, candidate.sub
+            ):
                 continue
             if (await self.approvers.allowed(candidate, [ask]))[0]:
                 told.append(candidate)

@@ -15,6 +15,7 @@ step twice, so a two-step template always takes two people.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,21 @@ def approvers_of(item: Item) -> set[str]:
         for given in step.get("given") or []
         if isinstance(given, dict) and "by" in given
     }
+
+
+def has_approved(item: Item, subject_type: str, sub: str) -> bool:
+    """Whether the person named `sub` approved some step of the item, whatever issuer
+    named them then (an approver token, or a sign-in on the pages): one person, one step.
+    Compared as names, like the rule that nobody decides their own request: a coincidence
+    refuses someone who may be another person, never the other way round."""
+    for key in approvers_of(item):
+        try:
+            _issuer, kind, name = json.loads(key)
+        except (ValueError, TypeError):
+            continue
+        if (kind, name) == (subject_type, sub):
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The decision form of a request's page, read into what the service takes.
 
     decision        approve | deny (the button pressed)
-    item-<n>        on, for each item decided (none ticked: every item waiting for you)
+    item-<n>        on, for each item decided (none ticked: every pending item, which the
+                    approver must then be allowed to decide, all of them)
     approve_for     seconds, one of DURATIONS (absent: as requested, or the default)
     justification   optional, at most MAX_JUSTIFICATION characters
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cedarpy
 
+from ..approval_templates import templates_problems
 from ..authzen.cedar.entities import EntityGraph
 from ..authzen.cedar.source import Statement
 from ..authzen.cedar.store import (
@@ -55,6 +56,7 @@ def validate_store(path: Path) -> list[StoreProblem]:
         found.append(StoreProblem(str(path), None, "no schema: policies cannot be validated"))
     policies = [p for file_policies in parsed.values() if file_policies for p in file_policies]
     found += authoring_problems(policies, groups)
+    found += templates_problems([path])  # approvals.toml, the steps of each template
     return sorted(found, key=lambda p: (p.file, p.line or 0, p.column or 0))
 
 

@@ -15,11 +15,15 @@ import pytest
 from tests.approvals.helpers import (
     SENSITIVE_RECORD,
     approvals_server,
+    assert_error_page,
     demo_policies,
     events,
     export_for,
+    pages_server,
     person,
+    post_page,
     request_of,
+    signed_in,
 )
 from tests.dtr_fixtures import DTRServer, assert_problem, payment_details
 from tests.oauth_fixtures import exchange_form, idp_token
@@ -71,7 +75,8 @@ def test_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DTRServer]:
     (store / "approvals.toml").write_text(
         head + tail.split("\n\n", 1)[1] + QUORUM, encoding="utf-8"
     )
-    with approvals_server(folder, store) as running:
+    # With the front door too: people approve on the pages as well as with tokens.
+    with pages_server(folder, store) as running:
         yield running
 
 
@@ -141,6 +146,19 @@ def test_one_person_takes_one_step_even_where_policy_allows_both(test_store: DTR
     again = test_store.decide("manager-1", task["id"], "approve")
     assert "approved this access request already" in assert_problem(again, 403)["detail"]
     assert test_store.approve("dpo-1", task["id"])["status"] == "approved"
+
+
+def test_one_person_is_one_person_on_the_pages_and_with_a_token(test_store: DTRServer) -> None:
+    who = person()
+    test_store.defer(export_for(who, SENSITIVE_RECORD))
+    task = request_of(test_store, "manager-1", who)
+    assert task is not None
+    test_store.approve("manager-1", task["id"])  # with an approver token
+    with signed_in(test_store, "manager-1") as browser:  # and again, signed in on the pages
+        page = browser.get(f"/approvals/{task['id']}").text
+        assert 'id="decide"' not in page, "nothing left for manager-1 to decide"
+        answer = post_page(browser, f"/approvals/{task['id']}/decision", decision="approve")
+    assert_error_page(answer, 403, "approved this access request already")
 
 
 def test_a_quorum_needs_two_different_people(test_store: DTRServer) -> None:

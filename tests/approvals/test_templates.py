@@ -118,3 +118,32 @@ def test_bridge_check_names_a_broken_templates_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stdout
     assert f"{store / TEMPLATES_FILE}: templates.x.steps.0.name" in done.stderr, done.stderr
+
+
+def test_bridge_policy_validate_names_a_broken_templates_file(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(POLICIES / "default", store)
+    (store / TEMPLATES_FILE).write_text("[templates.x]\nsteps = []\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "policy", "validate", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stdout
+    assert f"{store / TEMPLATES_FILE}: templates.x.steps" in done.stdout + done.stderr
+
+
+def test_a_broken_file_is_said_once_and_the_last_good_templates_stay(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    file = tmp_path / TEMPLATES_FILE
+    file.write_text('[[templates.t.steps]]\nname = "one"\n', encoding="utf-8")
+    catalog = TemplateCatalog({"pdp": tmp_path})
+    file.write_text("[templates", encoding="utf-8")
+    later = time.time() + 5
+    os.utime(file, (later, later))
+    for _ in range(3):
+        assert [s.name for s in catalog.template("pdp", "t").steps] == ["one"]
+    said = [r for r in caplog.records if "not reloaded" in r.getMessage()]
+    assert len(said) == 1
