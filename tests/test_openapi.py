@@ -286,7 +286,10 @@ def test_oauth_metadata_schema_lists_the_members_the_bridge_sends(
 ) -> None:
     def sent(*, deferred: bool) -> set[str]:
         # The deferral extension's metadata needs none of its services.
-        front_door = FrontDoorMetadata("https://bridge.example.com", False)
+        # With every optional member: direct deferral on when deferrals are served.
+        front_door = FrontDoorMetadata(
+            "https://bridge.example.com", False, direct_deferral=deferred
+        )
         extensions = [front_door, DeferredResponses(None, None, None)] if deferred else [front_door]  # type: ignore[arg-type]
         grants = ["client_credentials", GRANT_DEFERRED] if deferred else ["client_credentials"]
         return set(
