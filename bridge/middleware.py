@@ -12,6 +12,7 @@ the plain form adds almost nothing to it.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from collections.abc import Sequence
@@ -28,8 +29,9 @@ _HEADER = b"x-request-id"
 
 class Protocols:
     """Which protocol's error shape the routes under each path prefix answer in: `oauth`
-    (RFC 6749 §5.2 JSON), `problem` (RFC 9457, ARAP) or, for every other route, `authzen`
-    (Authorization API §10 error object)."""
+    (RFC 6749 §5.2 JSON), `problem` (RFC 9457, ARAP), `page` (a short HTML page, for the
+    pages people use) or, for every other route, `authzen` (Authorization API §10 error
+    object)."""
 
     def __init__(self, prefixes: Sequence[tuple[str, str]] = ()) -> None:
         # Longest prefix first: `/access/v1/requests` before `/access/v1`.
@@ -48,6 +50,16 @@ class Protocols:
             code = "server_error" if status >= 500 else "invalid_request"
             body: dict[str, object] = {"error": code, "error_description": message}
             return "application/json", json.dumps(body).encode()
+        if kind == "page":
+            # No template engine here: a page people can read, whatever went wrong.
+            text = html.escape(f"{HTTPStatus(status).phrase}: {message}")
+            page = (
+                '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+                f"<title>{html.escape(HTTPStatus(status).phrase)} · AuthZEN Bridge</title>"
+                f'<link rel="stylesheet" href="/pages/style.css"></head>'
+                f"<body><main><h1>This page cannot be shown</h1><p>{text}</p></main></body></html>"
+            )
+            return "text/html; charset=utf-8", page.encode()
         if kind == "problem":
             body = {
                 "type": "about:blank",

@@ -384,3 +384,15 @@ def test_cancelling_someone_elses_request_is_refused(
     assert_error_page(post_page(alice, f"/my-requests/{theirs}/cancel"), 404)
     assert_error_page(post_page(manager, f"/my-requests/{theirs}/cancel"), 404)
     assert task_state(server, theirs)["task"]["status"] == "pending"
+
+
+def test_routing_errors_under_the_pages_are_pages(server: DTRServer, manager: httpx.Client) -> None:
+    wrong_method = manager.get("/approvals/arq_x/decision")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["content-type"].startswith("text/html")
+    assert wrong_method.headers["allow"] == "POST"
+    assert "Method Not Allowed" in wrong_method.text
+    nowhere = manager.get("/my-requests/arq_x/cancel/again")
+    assert nowhere.status_code == 404
+    assert nowhere.headers["content-type"].startswith("text/html")
+    assert "<script" not in manager.get("/approvals/%3Cscript%3E/x/y").text
