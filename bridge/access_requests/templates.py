@@ -23,6 +23,7 @@ from ..approval_templates import (
 
 log = logging.getLogger("bridge.access_requests")
 
+
 class TemplateCatalog:
     """Each store's templates by PDP identifier, read again when a file changes (as the
     policies are); a file that stops parsing keeps the last good templates."""
