@@ -50,7 +50,13 @@ EXPECTED = {
     "evaluation": {"decision": True},
     "evaluations": {"evaluations": [{"decision": True}, {"decision": False}]},
     "search/subject": {"results": [{"type": "client", "id": "demo-agent"}]},
-    "search/resource": {"results": [{"type": "CustomerRecord", "id": "cust-0001"}]},
+    # Every stored record the demo agent may read (cust-0042 is the sensitive one).
+    "search/resource": {
+        "results": [
+            {"type": "CustomerRecord", "id": "cust-0001"},
+            {"type": "CustomerRecord", "id": "cust-0042"},
+        ]
+    },
     "search/action": {"results": [{"name": "read"}]},
 }
 ENDPOINTS = list(BODIES)
