@@ -25,6 +25,8 @@ from .authzen.cedar.reload import watch
 from .authzen.cedar.store import PolicyStore
 from .authzen.counting import CountedPDP
 from .authzen.remote import RemotePDP
+from .ciba.assembly import Ciba
+from .ciba.endpoint import BACKCHANNEL_PATH
 from .deferral.assembly import Deferrals
 from .demo_approvers import with_demo_issuer
 from .front_door.assembly import FrontDoor
@@ -52,6 +54,7 @@ PAGE_PREFIXES = (
     "/pages",
     "/approvals",
     "/my-requests",
+    "/ciba/requests",
 )
 
 # Delivered side effects are kept a day for inspection, then purged with the other chores.
@@ -109,6 +112,7 @@ def create_app(
     chores: list[Chore] = []
     pdp = token_pdp(settings, pdps)
     oauth = None
+    ciba: Ciba | None = None
     front_door: FrontDoor | None = None
     front_door_routes: list[BaseRoute] = []
     if pdp is not None:
@@ -145,6 +149,13 @@ def create_app(
         )
         if front_door is not None:
             front_door.install_deferral(deferrals.direct(oauth))
+            if settings.ciba.enabled:
+                # CIBA: its user approves on the front door's pages; after the deferral, so
+                # the CIBA grant comes last in the metadata.
+                ciba = Ciba(settings, shared.store, oauth, deferrals, front_door, wake=worker.wake)
+                front_door_routes += ciba.routes()
+                handlers.update(ciba.outbox_handlers())
+                chores += ciba.chores()
         handlers.update(deferrals.outbox_handlers())
         chores += deferrals.chores()
     else:
@@ -201,6 +212,8 @@ def create_app(
         prefixes += [(r.path, "oauth") for r in oauth_routes if isinstance(r, Route)]
         if front_door is not None:
             prefixes.append(("/par", "oauth"))
+        if ciba is not None:
+            prefixes.append((BACKCHANNEL_PATH, "oauth"))
     protocols = Protocols(prefixes)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -713,6 +713,38 @@ class DeferralSettings(_Section):
     )
 
 
+class CibaSettings(_Section):
+    """Client-Initiated Backchannel Authentication (OpenID CIBA Core 1.0) as AROP binds it: a
+    client asks for a token that acts for a user, who approves on her own device."""
+
+    enabled: bool = Field(
+        True,
+        description=(
+            "Serve the backchannel authentication endpoint and the CIBA grant (needs the "
+            "front door: the user approves on its pages after signing in)."
+        ),
+    )
+    default_expiry_seconds: int = Field(
+        600,
+        ge=10,
+        description="Life of an `auth_req_id` when the request names no `requested_expiry`.",
+    )
+    max_expiry_seconds: int = Field(
+        10_800,
+        ge=10,
+        description=(
+            "The longest `requested_expiry` granted; also bounded by "
+            "`deferral.code_lifetime_seconds` and by the access request's end."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> CibaSettings:
+        if self.default_expiry_seconds > self.max_expiry_seconds:
+            raise ValueError("default_expiry_seconds must not exceed max_expiry_seconds")
+        return self
+
+
 # -- [notifications] ----------------------------------------------------------------------
 
 # A mailbox as the bridge writes it into `To` and `From`: one address, nothing that could end
@@ -983,6 +1015,7 @@ class Settings(_Section):
     front_door: FrontDoorSettings = Field(default_factory=FrontDoorSettings)
     access_requests: AccessRequestSettings = Field(default_factory=AccessRequestSettings)
     deferral: DeferralSettings = Field(default_factory=DeferralSettings)
+    ciba: CibaSettings = Field(default_factory=CibaSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)

@@ -24,6 +24,8 @@ from bridge.access_requests.metadata import with_access_requests
 from bridge.access_requests.routes import API_PATH
 from bridge.app import create_app
 from bridge.authzen.routes import StoreEndpoints
+from bridge.ciba.assembly import CibaMetadata
+from bridge.ciba.endpoint import BACKCHANNEL_PATH
 from bridge.deferral.extension import DeferredResponses
 from bridge.deferral.models import GRANT_DEFERRED
 from bridge.errors import OAuthError
@@ -41,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 DESCRIPTION = REPO / "openapi" / "bridge.json"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # These answer RFC 6749 errors; routing (405) and faults (500) answer in the bridge's shape.
-OAUTH_ENDPOINTS = {TOKEN_PATH, INTROSPECTION_PATH, REVOCATION_PATH, PAR_PATH}
+OAUTH_ENDPOINTS = {TOKEN_PATH, INTROSPECTION_PATH, REVOCATION_PATH, PAR_PATH, BACKCHANNEL_PATH}
 # The front door's pages answer HTML, errors included; routing (405) in the bridge's shape.
 PAGE_ENDPOINTS = (
     "/authorize",
@@ -52,6 +54,7 @@ PAGE_ENDPOINTS = (
     "/pages",
     "/approvals",
     "/my-requests",
+    "/ciba/requests",
 )
 # These answer RFC 9457 problems; routing (405) answers in the bridge's shape.
 PROBLEM_ENDPOINTS = (f"{API_PATH}/requests", f"{API_PATH}/approvals")
@@ -291,6 +294,8 @@ def test_oauth_metadata_schema_lists_the_members_the_bridge_sends(
             "https://bridge.example.com", False, direct_deferral=deferred
         )
         extensions = [front_door, DeferredResponses(None, None, None)] if deferred else [front_door]  # type: ignore[arg-type]
+        if deferred:  # CIBA rides on deferrals
+            extensions.append(CibaMetadata("https://bridge.example.com"))  # type: ignore[arg-type]
         grants = ["client_credentials", GRANT_DEFERRED] if deferred else ["client_credentials"]
         return set(
             authorization_server_metadata(

@@ -56,6 +56,7 @@ def test_grant_types(metadata: dict[str, Any]) -> None:
         JWT_BEARER,
         "refresh_token",
         "urn:ietf:params:oauth:grant-type:deferred",
+        "urn:openid:params:grant-type:ciba",
     }
 
 

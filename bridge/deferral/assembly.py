@@ -48,16 +48,19 @@ class Deferrals:
         self.filing = filing
         self.reevaluation = Reevaluation(pdp, filing, self.service)
         self.extension = DeferredResponses(self.service, filing, oauth.profiles)
-        oauth.install(
-            self.extension,
-            grants=(DeferredGrant(self.service, self.reevaluation, filing, oauth.issuer),),
-        )
+        self.grant = DeferredGrant(self.service, self.reevaluation, filing, oauth.issuer)
+        oauth.install(self.extension, grants=(self.grant,))
 
     def direct(self, oauth: OAuth) -> DirectDeferral:
         """Direct deferral at the authorization endpoint, for the front door to install."""
         return DirectDeferral(
             self.service, self.filing, oauth.decision, oauth.registry, oauth.profiles
         )
+
+    async def settle(self, code_hash: str) -> bool:
+        """Settle the deferral of `code_hash` now that the one its consent names answered
+        (`DeferralService.settle`, deciding as a task's end does)."""
+        return await self.service.settle(code_hash, self.reevaluation.decide)
 
     def outbox_handlers(self) -> dict[str, Handler]:
         return {

@@ -1,6 +1,7 @@
 """Filing the access request of a deferred request and storing its deferral: what every
-deferral shares, whether a token request opted in (`extension.DeferredResponses`) or a
-person's consent did (`direct.DirectDeferral`).
+deferral shares, whether a token request opted in (`extension.DeferredResponses`), a
+person's consent did (`direct.DirectDeferral`), or a CIBA request waits for its user
+(`bridge.ciba`, which may need no access request at all).
 
 The snapshot keeps what is needed to finish the original request later (the grant type, the
 principal, what was asked, the planned evaluations and which were denied), so the token is
@@ -53,23 +54,24 @@ async def file_and_defer(
     dedupe_key: str | None = None,
     extra: Mapping[str, Any] | None = None,
     ping: bool = True,
+    notification_endpoint: str | None = None,
+    max_lifetime: float | None = None,
 ) -> dict[str, Any]:
-    """File one access request for everything denied (each item in its profile's words),
-    store the deferral, and return the deferred response's body (`DeferralService.defer`).
-    `extra` goes into the snapshot (a direct deferral's PKCE challenge)."""
+    """File one access request for everything denied (each item in its profile's words;
+    nothing denied: none), store the deferral, and return the deferred response's body
+    (`DeferralService.defer`, which takes the last three). `extra` goes into the snapshot (a
+    direct deferral's PKCE challenge, a CIBA request's consent)."""
     denied = [n for n, decision in enumerate(decisions) if not decision.decision]
     details = list(asked.get("details") or [])
-    task = await filing.file(
-        [
-            DeniedEvaluation(
-                planned[n].request,
-                decisions[n].context or {},
-                describe_planned(profiles, details, planned[n]),
-            )
-            for n in denied
-        ],
-        client.client_id,
-    )
+    described = [
+        DeniedEvaluation(
+            planned[n].request,
+            decisions[n].context or {},
+            describe_planned(profiles, details, planned[n]),
+        )
+        for n in denied
+    ]
+    task = await filing.file(described, client.client_id) if described else None
     snapshot = {
         **asked,
         **(extra or {}),
@@ -80,13 +82,15 @@ async def file_and_defer(
         client,
         jkt,
         snapshot,
-        task.id,
-        task.expires_at,
+        task.id if task else None,
+        task.expires_at if task else None,
         notification_token,
         dedupe_key=dedupe_key,
         ping=ping,
+        notification_endpoint=notification_endpoint,
+        max_lifetime=max_lifetime,
     )
-    if task.status != "pending":
+    if task is not None and task.status != "pending":
         # Ended at filing (an emergency policy approved at once): its `task_terminal` may
         # have run before this deferral existed, so settle the deferral again.
         await deferrals.settle_task_later(task.id)

@@ -4,6 +4,9 @@ client polls with its `deferral_code` until the deferred request is settled.
 A poll may not change the request (DTR §4.1): `authorization_details`, `scope`, `resource`
 and `completion_mode` are refused. An approved code is decided once more before it is spent
 (single use, one compare-and-set), and the token is capped by the approval's end.
+
+Other polling grants redeem their own kind of deferral the same way (`redeem`): CIBA's
+(`bridge.ciba.grant`) is this class with another grant type and parameter.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from ..authzen.models import Subject
 from ..errors import AccessDenied, InvalidGrant
 from ..oauth.grants.base import Principal, TokenRequest
 from ..oauth.issuance import Issuer
-from .models import GRANT_DEFERRED, DeferralExpired
+from .models import DEFERRAL_CODE_HANDLE, GRANT_DEFERRED, DeferralExpired
 from .pkce import PKCEFailed
 from .reevaluation import Reevaluation
 from .service import DeferralService
@@ -44,11 +47,23 @@ class DeferredGrant:
         self._issuer = issuer
 
     async def token(self, request: TokenRequest) -> dict[str, Any]:
-        client, proof = request.client, request.proof
         code = request.form.require("deferral_code")
+        return await self.redeem(request, code, request.form.get("code_verifier"))
+
+    async def redeem(
+        self,
+        request: TokenRequest,
+        code: str,
+        verifier: str | None = None,
+        *,
+        handle: str = DEFERRAL_CODE_HANDLE,
+    ) -> dict[str, Any]:
+        """Poll the deferral of `code` (a code the client knows as `handle`), and once it is
+        approved: decide again, spend it once, issue."""
+        client, proof = request.client, request.proof
         jkt = proof.jkt if proof is not None else None
         try:
-            ready = await self._deferrals.poll(client, code, jkt, request.form.get("code_verifier"))
+            ready = await self._deferrals.poll(client, code, jkt, verifier, handle=handle)
         except (DeferralExpired, PKCEFailed) as ended:
             if ended.task_id is not None:
                 await cancel_quietly(self._filing, ended.task_id, client.client_id)
@@ -61,7 +76,7 @@ class DeferredGrant:
         if not await self._deferrals.redeem(ready):
             # Someone else changed the code meanwhile (a concurrent poll redeemed it, a
             # revocation cancelled it, it expired): answer as its state now says.
-            await self._deferrals.poll(client, code, jkt)
+            await self._deferrals.poll(client, code, jkt, handle=handle)
             raise InvalidGrant("the deferral code was already redeemed")
         principal = snapshot["principal"]
         caps = [t for t in (until, ready.approved_until) if t is not None]

@@ -4,6 +4,7 @@ resolutions, and the result of a poll that may be redeemed."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,27 @@ from .errors import ExpiredToken
 # The token type URI of a deferral code (revocation `token_type_hint`, metadata).
 DEFERRAL_CODE_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:deferral-code"
 GRANT_DEFERRED = "urn:ietf:params:oauth:grant-type:deferred"
+
+# Snapshot members the deferral part itself reads (the rest is the originating request's):
+# - HANDLE_MEMBER: the name the client knows the code by, which its pings carry and which
+#   only the matching polling grant redeems (absent: DTR's `deferral_code`; CIBA's
+#   `auth_req_id`, `bridge.ciba`);
+# - CONSENT_MEMBER: `{"by": <name>, ...}`, someone besides the approvers who must agree
+#   before the deferral is settled (`DeferralService.require_consent`).
+HANDLE_MEMBER = "handle"
+DEFERRAL_CODE_HANDLE = "deferral_code"
+CONSENT_MEMBER = "consent"
+
+# `consent(record)`: whether the one a deferral also needs has agreed to it. True: yes;
+# False: she refused (the deferral is denied); None: not yet (it stays pending).
+Consent = Callable[[DeferralRecord], Awaitable[bool | None]]
+
+
+def handle_of(record: DeferralRecord) -> str:
+    """The name the client knows `record`'s code by."""
+    handle = record.snapshot.get(HANDLE_MEMBER)
+    return handle if isinstance(handle, str) else DEFERRAL_CODE_HANDLE
+
 
 # RFC 6750 §2.1 b64token: what can follow `Bearer ` in the ping's Authorization header.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -82,9 +104,14 @@ def check_notification_token(value: str | None) -> None:
 
 
 __all__ = [
+    "CONSENT_MEMBER",
+    "DEFERRAL_CODE_HANDLE",
+    "HANDLE_MEMBER",
+    "Consent",
     "DeferralExpired",
     "DeferralStore",
     "PollResult",
     "Resolution",
     "check_notification_token",
+    "handle_of",
 ]

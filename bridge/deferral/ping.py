@@ -1,7 +1,10 @@
 """The callback ("ping") that tells a client its deferred request has been decided
 (shared/specs/dtr.md §5): `POST {"deferral_code": ...}` to the client's registered
 notification endpoint, with `Authorization: Bearer <client_notification_token>` when the
-client sent one. It carries no outcome: the client polls for that.
+client sent one. It carries no outcome: the client polls for that. A CIBA request's ping
+names the code as the client knows it (CIBA Core §10.2: `{"auth_req_id": ...}` to its
+`backchannel_client_notification_endpoint`): the body's one member is the deferral's handle
+(`models.handle_of`).
 
 Queued in the resolving transaction as an outbox row of kind `deferral_ping` whose payload
 is sealed (it holds the code and the notification token), and sent by the outbox worker
@@ -39,6 +42,7 @@ from ..outbox import Delivered, GiveUp, Outcome, Retry
 from ..store.contract import OutboxRow
 from ..store.contract.deferrals import DENIED, PING_KIND, RESOLVED_OK, DeferralRecord
 from .codes import DeferralKeys, SealError
+from .models import DEFERRAL_CODE_HANDLE, handle_of
 
 log = logging.getLogger("bridge.deferral.ping")
 
@@ -69,6 +73,7 @@ def ping_payload(keys: DeferralKeys, record: DeferralRecord) -> bytes | None:
             "endpoint": record.notification_endpoint,
             "code": code,
             "token": token,
+            "member": handle_of(record),
         },
     )
 
@@ -119,7 +124,8 @@ class PingSender:
         headers = {"Content-Type": "application/json"}
         if isinstance(token, str):
             headers["Authorization"] = f"Bearer {token}"
-        body = json.dumps({"deferral_code": code}).encode()
+        member = ping.get("member", DEFERRAL_CODE_HANDLE)  # older payloads: DTR's
+        body = json.dumps({str(member): code}).encode()
         try:
             status = await self._poster.post(endpoint, headers, body)
         except TargetRefused as exc:

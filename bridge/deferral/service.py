@@ -5,8 +5,10 @@ The token endpoint owns the HTTP side: it authenticates the client and verifies 
 proof, then calls `repeat` (the same request again: answer 400 with the pending deferral's
 body) or `defer` (answer 400 with the returned body), `poll` (on the deferred grant),
 `redeem` (after its re-check of a ready poll) and `cancel` (revocation with the
-deferral-code hint). The access-request side calls `resolve_task` when a task ends; the app
-calls `expire_due` now and then and registers `deliver_ping` for outbox rows `deferral_ping`.
+deferral-code hint). The access-request side calls `resolve_task` when a task ends; whoever
+a deferral's consent names (`require_consent`: CIBA's user) calls `settle` when she answers;
+the app calls `expire_due` now and then and registers `deliver_ping` for outbox rows
+`deferral_ping`.
 """
 
 from __future__ import annotations
@@ -20,25 +22,35 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from ..access_requests.lifecycle import TASK_TERMINAL
-from ..errors import AccessDenied, InvalidGrant, InvalidRequest
+from ..errors import InvalidGrant
 from ..oauth.clients import Client
-from ..oauth.errors import InvalidDPoPProof
 from ..outbound import Resolver, system_resolver
 from ..outbox import Outcome
 from ..settings import DeferralSettings
 from ..store.contract import OutboxRow, OutboxStore
 from ..store.contract.deferrals import PENDING, DeferralRecord, PingBuilder
+from .answers import check_binding, error_for
 from .codes import MAX_CODE_LENGTH, DeferralKeys, SealError, new_code
-from .errors import AuthorizationPending, SlowDown
-from .models import DeferralExpired, DeferralStore, PollResult, Resolution, check_notification_token
+from .models import (
+    CONSENT_MEMBER,
+    DEFERRAL_CODE_HANDLE,
+    Consent,
+    DeferralExpired,
+    DeferralStore,
+    PollResult,
+    Resolution,
+    check_notification_token,
+    handle_of,
+)
 from .ping import PingSender, ping_payload
 from .pkce import PKCEFailed, check_first_poll
 from .throttle import PollRules, Verdict, poll_step
 
 log = logging.getLogger("bridge.deferral")
 
-# `decide(snapshot, task_id)`: re-evaluate one deferral's snapshot now that its task ended.
-Decide = Callable[[dict[str, Any], str], Awaitable[Resolution]]
+# `decide(snapshot, task_id)`: re-evaluate one deferral's snapshot now that its task ended
+# (or, without a task, now that its consent came); None while the task has not ended.
+Decide = Callable[[dict[str, Any], str | None], Awaitable[Resolution | None]]
 
 # Unknown and other clients' codes must look the same (dtr.md §4.2 step 2).
 _UNKNOWN = "unknown deferral code"
@@ -72,6 +84,7 @@ class DeferralService:
         self._clock = clock
         self._on_queued = on_queued
         self._retain = retain_seconds
+        self._consents: dict[str, Consent] = {}
         self._rules = PollRules(
             slow_down_seconds=settings.slow_down_seconds,
             tolerance_seconds=settings.poll_tolerance_seconds,
@@ -99,15 +112,20 @@ class DeferralService:
         *,
         dedupe_key: str | None = None,
         ping: bool = True,
+        notification_endpoint: str | None = None,
+        max_lifetime: float | None = None,
     ) -> dict[str, Any]:
         """Store a new deferral; returns the body of the deferred response (HTTP 400).
         With `dedupe_key` (`request_key` of the request), the same request asked again while
         this deferral is pending gets its code back (`repeat`). `ping=False`: never ping
-        for it (a deferral made at the authorization endpoint). `ValueError` when the task
-        ends too soon to defer."""
+        for it (a deferral made at the authorization endpoint); `notification_endpoint`:
+        ping there rather than at the client's DTR endpoint; `max_lifetime`: a shorter life
+        (CIBA's `requested_expiry`). `ValueError` when the task ends too soon to defer."""
         check_notification_token(notification_token)
         now = self._clock()
         lifetime = float(self._settings.code_lifetime_seconds)
+        if max_lifetime is not None:
+            lifetime = min(lifetime, max_lifetime)
         if task_expires_at is not None:
             lifetime = min(lifetime, task_expires_at - now)
         expires_in = math.floor(lifetime)
@@ -115,7 +133,7 @@ class DeferralService:
             raise ValueError("the access request ends too soon for a deferral")
         code = new_code()
         code_hash = self._keys.code_hash(code)
-        endpoint = client.notification_endpoint if ping else None
+        endpoint = (notification_endpoint or client.notification_endpoint) if ping else None
         interval = self._settings.interval_seconds
         await self._store.deferral_create(
             DeferralRecord(
@@ -149,6 +167,10 @@ class DeferralService:
             "expires_in": expires_in,
             "interval": interval,
         }
+
+    def code_hash(self, code: str) -> str:
+        """The keyed hash the store finds `code`'s deferral by."""
+        return self._keys.code_hash(code)
 
     def request_key(self, canonical: bytes) -> str:
         """The dedupe key of a request, from its canonical form (RFC 8785 JSON of what
@@ -193,15 +215,22 @@ class DeferralService:
     # -- polling (grant_type=urn:ietf:params:oauth:grant-type:deferred) ---------------------
 
     async def poll(
-        self, client: Client, code: str, jkt: str | None, verifier: str | None = None
+        self,
+        client: Client,
+        code: str,
+        jkt: str | None,
+        verifier: str | None = None,
+        *,
+        handle: str = DEFERRAL_CODE_HANDLE,
     ) -> PollResult:
         """A poll by the authenticated `client` with the DPoP key `jkt` (None: no proof) and
-        the PKCE `verifier` it sent. Returns when the deferral is approved; raises the OAuth
+        the PKCE `verifier` it sent, of a code it knows as `handle` (a polling grant redeems
+        only its own kind of code). Returns when the deferral is approved; raises the OAuth
         error to answer otherwise (`PKCEFailed` having ended the deferral)."""
-        record = await self._own(client, code)
+        record = await self._own(client, code, handle)
         if record is None:
             raise InvalidGrant(_UNKNOWN)
-        _check_binding(record, jkt, polling=True)
+        check_binding(record, jkt, polling=True)
         if not check_first_poll(record, verifier):
             # The deferral ends: cancelled, so every later poll answers `access_denied`.
             _, task_id = await self._store.deferral_cancel(record.code_hash, self._clock())
@@ -220,7 +249,7 @@ class DeferralService:
             return PollResult(after)
         if verdict is Verdict.EXPIRED:
             raise DeferralExpired(ended_task)
-        raise _error_for(verdict, record)
+        raise error_for(verdict, record)
 
     async def redeem(self, ready: PollResult | DeferralRecord) -> bool:
         """Consume an approved code: True for exactly one caller, who may issue the token.
@@ -239,39 +268,72 @@ class DeferralService:
         """Cancel the client's deferral. Unknown, other clients' and already final codes are
         a silent no-op (RFC 7009). A DPoP-bound code needs a proof with its key
         (`InvalidDPoPProof`). Returns the task id to cancel (AROP §7), if any."""
-        record = await self._own(client, code)
+        record = await self._own(client, code, DEFERRAL_CODE_HANDLE)
         if record is None:
             return None
-        _check_binding(record, jkt, polling=False)
+        check_binding(record, jkt, polling=False)
         changed, task_id = await self._store.deferral_cancel(record.code_hash, self._clock())
         return task_id if changed else None
 
     # -- resolution, expiry, pings ----------------------------------------------------------
 
+    def require_consent(self, by: str, consent: Consent) -> None:
+        """A deferral whose snapshot says `{"consent": {"by": by, ...}}` is settled only once
+        `consent(record)` is True, whichever comes last, her answer or the end of its access
+        request; her refusal denies it at once. A deferral naming a consent nobody required
+        here waits until it expires (never settled without it)."""
+        self._consents[by] = consent
+
     async def resolve_task(self, task_id: str, decide: Decide) -> int:
-        """The task ended: for each pending deferral on it, `decide` and store the outcome
-        (ok → `resolved_ok`, else `denied`) with its ping, one transaction per deferral.
-        Returns how many were resolved; outcomes for deferrals that meanwhile expired or
-        were cancelled are discarded. An error from `decide` propagates: what was stored
-        stays, and a later call resolves the rest."""
+        """The task ended: settle each pending deferral on it (`_settle`), one transaction per
+        deferral. Returns how many were resolved; outcomes for deferrals that meanwhile
+        expired or were cancelled are discarded. An error from `decide` propagates: what was
+        stored stays, and a later call resolves the rest."""
         resolved = 0
         for record in await self._store.deferrals_pending_of_task(task_id):
-            if self._clock() >= record.expires_at:
-                continue  # expired: `expire_due` or the next poll will say so
-            resolution = await decide(record.snapshot, task_id)
-            now = self._clock()
-            queued: list[bool] = []
-            stored = await self._store.deferral_resolve(
-                record.code_hash,
-                ok=resolution.ok,
-                resolution=resolution.as_json(),
-                now=now,
-                ping=self._ping_builder(now, queued),
-            )
-            resolved += stored
-            if stored and any(queued) and self._on_queued is not None:
-                self._on_queued()
+            resolved += await self._settle(record, decide)
         return resolved
+
+    async def settle(self, code_hash: str, decide: Decide) -> bool:
+        """The one a deferral's consent names has answered: settle it now if everything it
+        waits for has answered (True when this call resolved it)."""
+        record = await self._store.deferral_find(code_hash)
+        if record is None or record.status != PENDING:
+            return False
+        return await self._settle(record, decide)
+
+    async def _settle(self, record: DeferralRecord, decide: Decide) -> bool:
+        """Store the outcome (ok → `resolved_ok`, else `denied`) with its ping, when it is
+        known: a refused consent or a denial decides at once; a yes waits for the other."""
+        if self._clock() >= record.expires_at:
+            return False  # expired: `expire_due` or the next poll will say so
+        consent = await self._consent(record)
+        if consent is False:
+            resolution = Resolution(ok=False)
+        else:
+            decided = await decide(record.snapshot, record.task_id)
+            if decided is None or (decided.ok and consent is None):
+                return False  # the access request, or the consent, has not answered yet
+            resolution = decided
+        now = self._clock()
+        queued: list[bool] = []
+        stored = await self._store.deferral_resolve(
+            record.code_hash,
+            ok=resolution.ok,
+            resolution=resolution.as_json(),
+            now=now,
+            ping=self._ping_builder(now, queued),
+        )
+        if stored and any(queued) and self._on_queued is not None:
+            self._on_queued()
+        return stored
+
+    async def _consent(self, record: DeferralRecord) -> bool | None:
+        wanted = record.snapshot.get(CONSENT_MEMBER)
+        if not isinstance(wanted, dict):
+            return True  # nobody besides the approvers
+        check = self._consents.get(str(wanted.get("by")))
+        return None if check is None else await check(record)
 
     async def expire_due(self, *, limit: int = 1000) -> list[str]:
         """Mark live deferrals past their end as expired; delete final ones older than the
@@ -297,13 +359,16 @@ class DeferralService:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    async def _own(self, client: Client, code: str) -> DeferralRecord | None:
+    async def _own(self, client: Client, code: str, handle: str) -> DeferralRecord | None:
+        """The client's deferral of `code`, when the client knows it as `handle`: a CIBA
+        `auth_req_id` is neither polled with the deferred grant nor revoked as a deferral
+        code (CIBA has no cancellation), and a deferral code is no `auth_req_id`."""
         if not code or len(code) > MAX_CODE_LENGTH:
             return None
         record = await self._store.deferral_find(self._keys.code_hash(code))
         if record is None or record.client_id != client.client_id:
             return None
-        return record
+        return record if handle_of(record) == handle else None
 
     def _ping_builder(self, now: float, queued: list[bool]) -> PingBuilder:
         """Builds the ping row inside the resolving transaction; notes in `queued` whether
@@ -326,32 +391,3 @@ class DeferralService:
         if payload is None:
             return None
         return payload, now + self._settings.ping_delay_seconds
-
-
-def _check_binding(record: DeferralRecord, jkt: str | None, *, polling: bool) -> None:
-    """dtr.md §9: a DPoP-bound code is used only with a proof from its key. A poll with a
-    proof for a code that is not bound is refused too: the token would be bound to a key
-    the access request was not decided for (the key is part of the evaluated context)."""
-    if record.jkt is not None:
-        if jkt is None:
-            raise InvalidDPoPProof("the deferral code is DPoP-bound: send a proof with its key")
-        if jkt != record.jkt:
-            raise InvalidDPoPProof("the DPoP proof is not signed with the deferral code's key")
-    elif jkt is not None and polling:
-        raise InvalidDPoPProof("the deferral code is not bound to a DPoP key")
-
-
-def _error_for(verdict: Verdict, record: DeferralRecord) -> Exception:
-    if verdict is Verdict.PENDING:
-        return AuthorizationPending()  # neither the code nor the interval is repeated
-    if verdict is Verdict.SLOW_DOWN:
-        return SlowDown("polling too fast: add 5 seconds to the interval")
-    if verdict is Verdict.TOO_FAST:
-        return InvalidRequest("polled too fast too often: stop using this deferral code")
-    if verdict is Verdict.DENIED:
-        return AccessDenied("the request was not approved")
-    if verdict is Verdict.CANCELLED:
-        return AccessDenied("the deferral was cancelled")
-    if verdict is Verdict.REDEEMED:
-        return InvalidGrant("the deferral code was already redeemed")
-    raise AssertionError(f"no error for {verdict} of a {record.status} deferral")

@@ -22,9 +22,10 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from ..access_requests.notices import ApprovalNeeded
-from .messages import NoticeWords
+from .messages import NoticeWords, notice_claim, slack_text
 from .routing import Delivery
 
 APPROVER_MESSAGE = "approver_message"
@@ -57,6 +58,15 @@ class ApproverMessage:
     def message_id(self) -> str:
         digest = hashlib.sha256(self.dedupe_key.encode("utf-8")).digest()
         return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+
+    # As a webhook carries it (`webhook.WebhookMessage`).
+    typ = "approval-notice+jwt"
+
+    def claims(self) -> dict[str, Any]:
+        return {"notice": notice_claim(self.words, self.delivery.recipient)}
+
+    def slack_text(self) -> str:
+        return slack_text(self.words)
 
     def payload(self) -> bytes:
         return json.dumps(

@@ -1,11 +1,12 @@
 """The notifications part, assembled from settings.
 
     notifications = Notifications(settings, store, keys, ars.service)
-    handlers.update(notifications.outbox_handlers())   # approval_needed, approver_message
+    handlers.update(notifications.outbox_handlers())   # approval_needed, approver_message,
+                                                       # consent_notice, consent_message
 
-The `approval_needed` handler is there whether or not `[notifications]` names anyone: the
-access request service queues those rows either way, and with nobody to tell they are done
-at once.
+The `approval_needed` and `consent_notice` handlers are there whether or not
+`[notifications]` names anyone: their rows are queued either way, and with nobody to tell
+they are done at once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from ..secret_files import SecretFileUnusable, read_secret_file
 from ..settings import Settings
 from ..store.contract import OutboxStore
 from .approver_message import APPROVER_MESSAGE
+from .consent import CONSENT_MESSAGE, CONSENT_NOTICE
+from .consent_delivery import ConsentDelivery, ConsentFanOut
 from .delivery import MessageDelivery
 from .email import PASSWORD_OPTION, Mailer
 from .fan_out import FanOut, NoticeService
@@ -60,12 +63,16 @@ class Notifications:
             outbox=store,
             clock=clock,
         )
+        mailer = Mailer(smtp, password_file) if smtp is not None else None
+        webhooks = WebhookSender(keys, settings.issuer, clock=clock, resolver=resolver)
+        mail_domain = urlsplit(settings.issuer).hostname or "authzen-bridge.invalid"
         self.delivery = MessageDelivery(
-            options,
-            mailer=Mailer(smtp, password_file) if smtp is not None else None,
-            webhooks=WebhookSender(keys, settings.issuer, clock=clock, resolver=resolver),
-            service=service,
-            mail_domain=urlsplit(settings.issuer).hostname or "authzen-bridge.invalid",
+            options, mailer=mailer, webhooks=webhooks, service=service, mail_domain=mail_domain
+        )
+        # A user told that a client asks to act for her (CIBA).
+        self.consent_fan_out = ConsentFanOut(options, store, clock)
+        self.consent_delivery = ConsentDelivery(
+            options, mailer=mailer, webhooks=webhooks, mail_domain=mail_domain
         )
         if options.templates:
             log.info(
@@ -77,7 +84,12 @@ class Notifications:
             )
 
     def outbox_handlers(self) -> dict[str, Handler]:
-        return {APPROVAL_NEEDED: self.fan_out, APPROVER_MESSAGE: self.delivery}
+        return {
+            APPROVAL_NEEDED: self.fan_out,
+            APPROVER_MESSAGE: self.delivery,
+            CONSENT_NOTICE: self.consent_fan_out,
+            CONSENT_MESSAGE: self.consent_delivery,
+        }
 
 
 def problems(settings: Settings) -> list[Problem]:

@@ -13,6 +13,9 @@ Two formats (`notifications.webhooks.<name>.format`):
   travels in the `Bridge-Signature` header: a receiver that checks it knows the bridge sent
   this very body; Slack itself ignores it.
 
+A user's consent notice (`consent.ConsentMessage`, a CIBA request waiting for her) goes the
+same way, with `typ` `consent-notice+jwt` and its facts in the claim `consent_notice`.
+
 Receivers verify the JWS with the bridge's published keys (`<issuer>/jwks`), as they verify
 its access tokens and ARAP callbacks. Every POST goes through `bridge.outbound` (https to
 public addresses, unless `allow_private_network`; the host resolved and checked before
@@ -27,7 +30,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from joserfc import jws
@@ -36,14 +39,34 @@ from ..jose.signing_keys import SigningKeys
 from ..outbound import OutboundPoster, Resolver, TargetRefused, system_resolver
 from ..outbox import Delivered, GiveUp, Outcome, Retry
 from ..settings import WebhookSettings
-from .approver_message import ApproverMessage
-from .messages import notice_claim, slack_text
 
 TYP = "approval-notice+jwt"
 JOSE_MEDIA_TYPE = "application/jose"
 SIGNATURE_HEADER = "Bridge-Signature"
 TOKEN_SECONDS = 300
 _RETRIED = {408, 429}
+
+
+class WebhookMessage(Protocol):
+    """One message a webhook carries (`ApproverMessage`, `ConsentMessage`)."""
+
+    @property
+    def message_id(self) -> str:
+        """The same on every attempt: the JWS's `jti`."""
+        ...
+
+    @property
+    def typ(self) -> str:
+        """The JWS header's `typ`."""
+        ...
+
+    def claims(self) -> dict[str, Any]:
+        """The message's own claims, beside `iss`, `aud`, `iat`, `exp` and `jti`."""
+        ...
+
+    def slack_text(self) -> str:
+        """Slack's `text` for it."""
+        ...
 
 
 class WebhookSender:
@@ -61,7 +84,7 @@ class WebhookSender:
         self._resolver = resolver
         self._posters: dict[bool, OutboundPoster] = {}
 
-    async def send(self, hook: WebhookSettings, message: ApproverMessage) -> Outcome:
+    async def send(self, hook: WebhookSettings, message: WebhookMessage) -> Outcome:
         body, headers = await self.request(hook, message)
         try:
             status = await self._poster(hook.allow_private_network).post(hook.url, headers, body)
@@ -78,18 +101,18 @@ class WebhookSender:
         return GiveUp(f"webhook answered {status}")
 
     async def request(
-        self, hook: WebhookSettings, message: ApproverMessage
+        self, hook: WebhookSettings, message: WebhookMessage
     ) -> tuple[bytes, dict[str, str]]:
         """The body and headers of the POST for `hook`'s format."""
         if hook.format == "slack":
-            body = json.dumps({"text": slack_text(message.words)}).encode("utf-8")
+            body = json.dumps({"text": message.slack_text()}).encode("utf-8")
             digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=")
             token = await self.token(hook.url, message, body_sha256=digest.decode("ascii"))
             return body, {"Content-Type": "application/json", SIGNATURE_HEADER: token}
         token = await self.token(hook.url, message)
         return token.encode("ascii"), {"Content-Type": JOSE_MEDIA_TYPE}
 
-    async def token(self, audience: str, message: ApproverMessage, **extra: str) -> str:
+    async def token(self, audience: str, message: WebhookMessage, **extra: str) -> str:
         signing = await self._keys.active()
         now = int(self._clock())
         claims: dict[str, Any] = {
@@ -98,10 +121,10 @@ class WebhookSender:
             "iat": now,
             "exp": now + TOKEN_SECONDS,
             "jti": message.message_id,
-            "notice": notice_claim(message.words, message.delivery.recipient),
+            **message.claims(),
             **extra,
         }
-        header = {"typ": TYP, "alg": signing.alg, "kid": signing.kid}
+        header = {"typ": message.typ, "alg": signing.alg, "kid": signing.kid}
         payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
         return jws.serialize_compact(header, payload, signing.key, algorithms=[signing.alg])
 

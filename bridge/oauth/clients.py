@@ -43,6 +43,8 @@ GRANT_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GRANT_REFRESH_TOKEN = "refresh_token"
 GRANT_DEFERRED = "urn:ietf:params:oauth:grant-type:deferred"
 GRANT_AUTHORIZATION_CODE = "authorization_code"
+# OpenID CIBA Core 1.0 §10.1: the client polls for the token of a backchannel request.
+GRANT_CIBA = "urn:openid:params:grant-type:ciba"
 # The grants of the front channel: a person signs in and consents, and the code is bound to
 # the PKCE verifier the client holds. A public client limited to these needs no DPoP: nothing
 # it presents is a bearer credential someone else could have obtained (no subject tokens).
@@ -55,6 +57,7 @@ GrantType = Literal[
     "urn:ietf:params:oauth:grant-type:jwt-bearer",
     "refresh_token",
     "urn:ietf:params:oauth:grant-type:deferred",
+    "urn:openid:params:grant-type:ciba",
 ]
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
@@ -141,6 +144,21 @@ class ClientSettings(BaseModel):
             "https URL for deferred-token ping notifications (loopback http for local testing)."
         ),
     )
+    backchannel_token_delivery_mode: Literal["poll", "ping"] | None = Field(
+        None,
+        description=(
+            "CIBA: `poll` (the default) or `ping` (told at "
+            "`backchannel_client_notification_endpoint` when the request is decided); `push` "
+            "is not offered."
+        ),
+    )
+    backchannel_client_notification_endpoint: str | None = Field(
+        None,
+        description=(
+            'CIBA `ping` mode: https URL the bridge POSTs `{"auth_req_id": ...}` to '
+            "(loopback http for local testing)."
+        ),
+    )
     redirect_uris: list[str] = Field(
         default_factory=list,
         description=(
@@ -183,7 +201,7 @@ class ClientSettings(BaseModel):
             raise ValueError("must be an https URL")
         return url
 
-    @field_validator("notification_endpoint")
+    @field_validator("notification_endpoint", "backchannel_client_notification_endpoint")
     @classmethod
     def _https_or_loopback(cls, url: str | None) -> str | None:
         # Loopback http is registrable for local testing; pings go there only when
@@ -241,7 +259,25 @@ class ClientSettings(BaseModel):
             raise ValueError("grant type authorization_code needs redirect_uris")
         if self.refresh_tokens and GRANT_REFRESH_TOKEN not in self.grant_types:
             raise ValueError("refresh_tokens = true needs 'refresh_token' in grant_types")
+        self._ciba_registration()
         return self
+
+    def _ciba_registration(self) -> None:
+        ciba = GRANT_CIBA in self.grant_types
+        if ciba and self.auth_method == "none":
+            # CIBA Core §7.1: the client authenticates at the backchannel endpoint.
+            raise ValueError("a public client cannot use the CIBA grant (it must authenticate)")
+        if not ciba and (
+            self.backchannel_token_delivery_mode is not None
+            or self.backchannel_client_notification_endpoint is not None
+        ):
+            raise ValueError(f"backchannel_* options need {GRANT_CIBA!r} in grant_types")
+        ping = self.backchannel_token_delivery_mode == "ping"
+        if ping != (self.backchannel_client_notification_endpoint is not None):
+            raise ValueError(
+                "backchannel_token_delivery_mode 'ping' and "
+                "backchannel_client_notification_endpoint go together"
+            )
 
     @property
     def is_public(self) -> bool:

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from ..rar import ProfileLoadError, ProfileSet, load_profiles
 from ..settings import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from .clients import (
+    GRANT_CIBA,
     GRANT_DEFERRED,
     GRANT_JWT_BEARER,
     GRANT_REFRESH_TOKEN,
@@ -49,6 +50,7 @@ GRANT_ALIASES = {
     "token-exchange": GRANT_TOKEN_EXCHANGE,
     "jwt-bearer": GRANT_JWT_BEARER,
     "deferred": GRANT_DEFERRED,
+    "ciba": GRANT_CIBA,
 }
 _SHORT = {urn: alias for alias, urn in GRANT_ALIASES.items()}
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -102,6 +104,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     keys.add_argument("--jwks-file", type=Path, metavar="FILE", help="private_key_jwt: a JWKS")
     add.add_argument("--lifetime", type=int, metavar="SECONDS", help="access token lifetime")
     add.add_argument("--notification-endpoint", metavar="URL", help="https URL for pings")
+    add.add_argument(
+        "--backchannel-delivery-mode",
+        choices=("poll", "ping"),
+        help="CIBA: poll (default) or ping",
+    )
+    add.add_argument(
+        "--backchannel-notification-endpoint", metavar="URL", help="CIBA: https URL for pings"
+    )
     add.add_argument("--description", default="", help="free text for operators")
 
     listing = actions.add_parser("list", help="show the registered clients")
@@ -166,6 +176,8 @@ def _add(path: Path, args: argparse.Namespace, profiles: ProfileSet) -> int:
         "token_lifetime_seconds": args.lifetime,
         "jwks_uri": args.jwks_uri,
         "notification_endpoint": args.notification_endpoint,
+        "backchannel_token_delivery_mode": args.backchannel_delivery_mode,
+        "backchannel_client_notification_endpoint": args.backchannel_notification_endpoint,
         "redirect_uris": args.redirect_uri,
         "require_pushed_authorization_requests": args.require_par,
         "description": args.description,

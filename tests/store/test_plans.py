@@ -23,6 +23,7 @@ from bridge.store.contract.deferrals import FINAL, LIVE, PENDING
 from bridge.store.postgres import PostgresStore, Target
 from bridge.store.postgres import approvals as pg_approvals
 from bridge.store.postgres import audit as pg_audit
+from bridge.store.postgres import ciba as pg_ciba
 from bridge.store.postgres import deferrals as pg_deferrals
 from bridge.store.postgres import front_door as pg_front_door
 from bridge.store.postgres import outbox as pg_outbox
@@ -32,6 +33,7 @@ from bridge.store.postgres import tasks as pg_tasks
 from bridge.store.sqlite import SQLiteStore
 from bridge.store.sqlite import approvals as sq_approvals
 from bridge.store.sqlite import audit as sq_audit
+from bridge.store.sqlite import ciba as sq_ciba
 from bridge.store.sqlite import deferrals as sq_deferrals
 from bridge.store.sqlite import front_door as sq_front_door
 from bridge.store.sqlite import outbox as sq_outbox
@@ -78,6 +80,11 @@ SQLITE: dict[str, tuple[str, tuple[Any, ...]]] = {
     "approval tokens purge": (sq_approvals.DELETE_EXPIRED_TIES, (NOW,)),
     "audit trail": (sq_audit.SELECT_ENTRIES, (0, NOW, 1000)),
     "audit trail of a request": (sq_audit.SELECT_ENTRIES_OF_TASK, ("t", 0, NOW, 1000)),
+    "CIBA requests waiting for a user": (
+        sq_ciba.SELECT_PENDING_FOR,
+        ("user", "alice", "pending", NOW, 50),
+    ),
+    "CIBA requests purge": (sq_ciba.DELETE_OLD, (NOW,)),
 }
 
 POSTGRES: dict[str, tuple[str, tuple[Any, ...]]] = {
@@ -112,6 +119,11 @@ POSTGRES: dict[str, tuple[str, tuple[Any, ...]]] = {
     "approval tokens purge": (pg_approvals.DELETE_EXPIRED_TIES, (NOW,)),
     "audit trail": (pg_audit.SELECT_ENTRIES, (0, NOW, 1000)),
     "audit trail of a request": (pg_audit.SELECT_ENTRIES_OF_TASK, ("t", 0, NOW, 1000)),
+    "CIBA requests waiting for a user": (
+        pg_ciba.SELECT_PENDING_FOR,
+        ("user", "alice", "pending", NOW, 50),
+    ),
+    "CIBA requests purge": (pg_ciba.DELETE_OLD, (NOW,)),
 }
 # Statements whose ORDER BY the index must answer (no sort of every matching row).
 ORDERED = {
@@ -126,6 +138,7 @@ ORDERED = {
     "approvals granted by",
     "audit trail",
     "audit trail of a request",
+    "CIBA requests waiting for a user",
 }
 
 

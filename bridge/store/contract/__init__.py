@@ -22,6 +22,7 @@ from .access_requests import (
     subject_key,
 )
 from .audit import AuditEntry, AuditEvent, AuditHead, AuditStore, entry_hash
+from .ciba import CibaRequestRecord, CibaRequestStore
 from .deferrals import DeferralRecord, DeferralStore, PingBuilder
 from .front_door import (
     AuthorizationCodeRecord,
@@ -52,6 +53,7 @@ class Store(
     RefreshTokenStore,
     RevocationStore,
     DeferralStore,
+    CibaRequestStore,
     TaskStore,
     RemoteTaskStore,
     OutboxStore,
@@ -85,6 +87,8 @@ __all__ = [
     "AuthorizationRequestRecord",
     "AuthorizationRequestStore",
     "BindingReused",
+    "CibaRequestRecord",
+    "CibaRequestStore",
     "CodeUse",
     "DeferralRecord",
     "DeferralStore",

@@ -201,6 +201,19 @@ _APPROVAL_PAGES = (
 )
 
 
+# The same as SQLite's version 7: the user's own decision on a CIBA request.
+_CIBA = (
+    """CREATE TABLE ciba_requests (
+        id text PRIMARY KEY, code_hash text NOT NULL, client_id text NOT NULL,
+        subject_type text NOT NULL, subject_id text NOT NULL, binding_message text,
+        words_json text NOT NULL, status text NOT NULL, created_at double precision NOT NULL,
+        expires_at double precision NOT NULL, decided_at double precision)""",
+    "CREATE INDEX ciba_requests_subject "
+    "ON ciba_requests (subject_type, subject_id, status, created_at)",
+    "CREATE INDEX ciba_requests_expiry ON ciba_requests (expires_at)",
+)
+
+
 async def _fill_subject_keys(conn: psycopg.AsyncConnection[Any]) -> None:
     """The key of every task filed before version 6, by the contract's own rule (in Python:
     PostgreSQL's JSON functions would not spell it byte for byte as `json.dumps` does)."""
@@ -231,6 +244,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _APPROVAL_PAGES,
         _fill_subject_keys,
     ),
+    Migration(7, "CIBA: the user's own decision on a backchannel request", _CIBA),
 )
 LATEST = MIGRATIONS[-1].version
 

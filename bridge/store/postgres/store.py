@@ -12,6 +12,7 @@ import time
 from ..contract.oauth import RefreshTokenRecord, SigningKeyRecord
 from .approvals import ApprovalTables
 from .audit import AuditTables
+from .ciba import CibaTables
 from .connection import Connection, PoolBounds, Target
 from .deferrals import DeferralTables
 from .front_door import FrontDoorTables
@@ -44,6 +45,7 @@ _LOCK_KEYS = "LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"
 
 class PostgresStore(
     DeferralTables,
+    CibaTables,
     FrontDoorTables,
     TaskTables,
     ApprovalTables,

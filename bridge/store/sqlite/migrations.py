@@ -202,6 +202,20 @@ _APPROVAL_PAGES = (
 )
 
 
+# The user's own decision on a CIBA request (store.contract.ciba): her pending ones, newest
+# first, for her page, and the purge of expired ones.
+_CIBA = (
+    """CREATE TABLE ciba_requests (
+        id TEXT PRIMARY KEY, code_hash TEXT NOT NULL, client_id TEXT NOT NULL,
+        subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, binding_message TEXT,
+        words_json TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL,
+        expires_at REAL NOT NULL, decided_at REAL) WITHOUT ROWID""",
+    "CREATE INDEX ciba_requests_subject "
+    "ON ciba_requests (subject_type, subject_id, status, created_at)",
+    "CREATE INDEX ciba_requests_expiry ON ciba_requests (expires_at)",
+)
+
+
 def _fill_subject_keys(db: sqlite3.Connection) -> None:
     """The key of every task filed before version 6, by the contract's own rule (in Python:
     SQLite's JSON functions would not spell it byte for byte as `json.dumps` does)."""
@@ -230,6 +244,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _APPROVAL_PAGES,
         _fill_subject_keys,
     ),
+    Migration(7, "CIBA: the user's own decision on a backchannel request", _CIBA),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..contract.oauth import RefreshTokenRecord, SigningKeyRecord
 from .approvals import ApprovalTables
 from .audit import AuditTables
+from .ciba import CibaTables
 from .connection import transaction
 from .deferrals import DeferralTables
 from .front_door import FrontDoorTables
@@ -26,6 +27,7 @@ DELETE_REVOKED_TOKENS = "DELETE FROM revoked_access_tokens WHERE expires_at < ?"
 
 class SQLiteStore(
     DeferralTables,
+    CibaTables,
     FrontDoorTables,
     TaskTables,
     ApprovalTables,
