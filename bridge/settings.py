@@ -142,6 +142,15 @@ class StoreSettings(_Section):
         ),
     )
     auth: PEPAuthSettings = Field(default_factory=PEPAuthSettings)
+    token_issuance: bool = Field(
+        False,
+        description=(
+            "Advertise `urn:openid:authzen:capability:token-issuance` in the store's metadata, "
+            "for authorization servers that ask it with the token issuance profile. The "
+            "engine decides any gate action (one no policy permits is denied), as the "
+            "capability promises; say it of a store whose policies are written for it."
+        ),
+    )
 
 
 class ReloadSettings(_Section):
@@ -182,11 +191,38 @@ class PDPSettings(_Section):
     )
     store: str = Field("default", description="The embedded store that decides.")
     remote: RemotePDPSettings | None = Field(None, description="Settings of a remote PDP.")
+    mapping: Literal["arop", "token_issuance"] = Field(
+        "arop",
+        description=(
+            "How a token request becomes AuthZEN evaluations (docs/pdp-mappings.md): `arop`, "
+            "the Access Request OAuth Profile's mapping through the RAR type profiles, all or "
+            "nothing; or `token_issuance`, the OpenID AuthZEN token issuance profile's (gate "
+            "tuples on `audience` resources, verbatim scopes and locations, narrowing, the "
+            "PDP's `context.issuance`). A remote PDP must then advertise "
+            "`urn:openid:authzen:capability:token-issuance`."
+        ),
+    )
+    token_claims: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Under `token_issuance`: the claims a PDP may add to tokens with "
+            "`context.issuance.claims`. Others are dropped; a `crit` naming one refuses the "
+            "token. Reserved claims (`sub`, `aud`, `scope`, ...) are refused whatever this says."
+        ),
+    )
 
     @model_validator(mode="after")
     def _remote_needs_settings(self) -> PDPSettings:
         if self.kind == "remote" and self.remote is None:
             raise ValueError("kind = 'remote' needs a [pdp.remote] table")
+        if (
+            self.mapping == "token_issuance"
+            and self.kind == "remote"
+            and self.remote is not None
+            and not self.remote.discovery
+        ):
+            # The capability the profile requires is read from the PDP's metadata.
+            raise ValueError("mapping = 'token_issuance' with a remote PDP needs discovery")
         return self
 
 

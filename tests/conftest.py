@@ -94,7 +94,7 @@ def settings_for(tmp_path: Path, stores: dict[str, Path], extra: str = "") -> Se
 
 
 # The stores of the shipped bridge.toml, which `make run` serves, in its order.
-DEMO_STORES = ["default", "certification", "todo", "search", "gateway", "idp"]
+DEMO_STORES = ["default", "certification", "todo", "search", "gateway", "idp", "issuance"]
 # The public URL of the tests' copy of the demo: fixed, whatever bridge.toml says.
 DEMO_PUBLIC_URL = "https://bridge.test"
 

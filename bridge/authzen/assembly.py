@@ -17,6 +17,7 @@ from pathlib import Path
 from starlette.routing import Route
 
 from ..settings import Settings
+from .capabilities import TOKEN_ISSUANCE
 from .cedar.engine import CedarPDP
 from .cedar.reload import StoreHolder
 from .cedar.store import PolicyStore, StoreLoadError, StoreProblem, load_store
@@ -63,7 +64,14 @@ class AuthZEN:
         )
         public_url = settings.server.public_url.rstrip("/")
         self.holders = {name: StoreHolder(store) for name, store in stores.items()}
-        self.endpoints = {name: StoreEndpoints(name, public_url) for name in self.holders}
+        self.endpoints = {
+            name: StoreEndpoints(
+                name,
+                public_url,
+                (TOKEN_ISSUANCE,) if settings.stores[name].token_issuance else (),
+            )
+            for name in self.holders
+        }
         self.engines = {
             name: CedarPDP(holder, paginator, explanations=settings.stores[name].explanations)
             for name, holder in self.holders.items()
@@ -113,7 +121,10 @@ def token_pdp(settings: Settings, pdps: Mapping[str, PDP]) -> PDP | None:
     """
     if settings.pdp.kind == "remote":
         assert settings.pdp.remote is not None
-        return RemotePDP(settings.pdp.remote)
+        # The token issuance mapping speaks only to a PDP that claims to understand it.
+        issuance = settings.pdp.mapping == "token_issuance"
+        required = frozenset({TOKEN_ISSUANCE} if issuance else ())
+        return RemotePDP(settings.pdp.remote, required_capabilities=required)
     if settings.pdp.store in pdps:
         return pdps[settings.pdp.store]
     if "pdp" not in settings.model_fields_set:

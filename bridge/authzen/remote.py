@@ -71,11 +71,17 @@ class RemotePDP:
         settings: RemotePDPSettings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        required_capabilities: frozenset[str] = frozenset(),
     ) -> None:
+        """`required_capabilities`: URNs the PDP's metadata must advertise, or no request
+        is sent (discovery must be on for them to be read)."""
         self._connection = RemoteConnection(settings, transport=transport)
         self._display = self._connection.display
         self._metadata = RemoteMetadata(
-            self._connection, str(settings.url), discovery=settings.discovery
+            self._connection,
+            str(settings.url),
+            discovery=settings.discovery,
+            required=required_capabilities,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------

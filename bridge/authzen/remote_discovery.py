@@ -9,7 +9,10 @@ and a wrong answer here would send credentials and decisions to the wrong place:
 - every endpoint URL it lists must be an absolute http(s) URL (https when the identifier is
   https); an absent endpoint member means "not supported";
 - the document is kept for as long as `Cache-Control: max-age` allows, or for the client's
-  life without one. Without discovery the default paths under the configured URL are used.
+  life without one. Without discovery the default paths under the configured URL are used;
+- a capability the bridge relies on (the token issuance profile's, when that mapping is
+  chosen) must be advertised, or the document is not used: asking a PDP in a vocabulary it
+  does not claim to speak could read its answers wrongly (a narrowing ignored).
 """
 
 from __future__ import annotations
@@ -85,8 +88,16 @@ def well_known_url(identifier: str) -> str:
 class RemoteMetadata:
     """The metadata of one PDP, fetched on first use and again once its max-age has passed."""
 
-    def __init__(self, connection: RemoteConnection, identifier: str, *, discovery: bool) -> None:
+    def __init__(
+        self,
+        connection: RemoteConnection,
+        identifier: str,
+        *,
+        discovery: bool,
+        required: frozenset[str] = frozenset(),
+    ) -> None:
         self._connection = connection
+        self._required = required
         self._identifier = identifier
         self._base = identifier.rstrip("/")
         self._display = display_url(identifier)
@@ -157,6 +168,11 @@ class RemoteMetadata:
         if not isinstance(urns, list) or not all(isinstance(urn, str) for urn in urns):
             raise PDPProtocolError(
                 f"metadata of the PDP at {self._display}: capabilities is not an array of strings"
+            )
+        missing = sorted(self._required - set(urns))
+        if missing:
+            raise PDPProtocolError(
+                f"metadata of the PDP at {self._display} does not advertise {missing[0]}"
             )
         return RemoteCapabilities(
             policy_decision_point=self._identifier,

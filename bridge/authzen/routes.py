@@ -42,6 +42,8 @@ class StoreEndpoints:
 
     name: str
     public_url: str
+    # Capability URNs the store advertises of its own (e.g. the token issuance profile's).
+    capabilities: tuple[str, ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -67,7 +69,7 @@ class StoreEndpoints:
             "search_subject_endpoint": self.url("search/subject"),
             "search_resource_endpoint": self.url("search/resource"),
             "search_action_endpoint": self.url("search/action"),
-            "capabilities": [],
+            "capabilities": list(self.capabilities),
         }
 
 

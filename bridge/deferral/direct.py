@@ -23,6 +23,7 @@ from ..oauth.access_decision import AccessDecision
 from ..oauth.clients import GRANT_AUTHORIZATION_CODE, ClientRegistry
 from ..oauth.form import Form
 from ..oauth.grants.base import Principal
+from ..oauth.pdp_mapping import AskedToken
 from ..oauth.requested_access import read_requested_access
 from ..rar.profiles import ProfileSet
 from .filing import asked_of, file_and_defer
@@ -63,7 +64,9 @@ class DirectDeferral:
             max_entries=self._decision.limits.max_authorization_details,
             max_evaluations=self._decision.limits.max_evaluations,
         )
-        planned = access.plan(principal, client, None, jkt=asked.dpop_jkt)
+        planned = self._decision.plan(
+            AskedToken(GRANT_AUTHORIZATION_CODE, client, principal, access, asked.dpop_jkt)
+        )
         decisions = await self._decision.decide(planned)
         denied = [d for d in decisions if not d.decision]
         if not denied or not all(requestable_denial(d) for d in denied):

@@ -19,6 +19,7 @@ from ..authzen.models import Subject
 from ..errors import AccessDenied, InvalidGrant
 from ..oauth.grants.base import Principal, TokenRequest
 from ..oauth.issuance import Issuer
+from ..oauth.issuance_shaping import NotAsApproved
 from .models import DEFERRAL_CODE_HANDLE, GRANT_DEFERRED, DeferralExpired
 from .pkce import PKCEFailed
 from .reevaluation import Reevaluation
@@ -69,7 +70,16 @@ class DeferredGrant:
                 await cancel_quietly(self._filing, ended.task_id, client.client_id)
             raise
         snapshot = ready.snapshot
-        ok, until = await self._reevaluation.reevaluate(snapshot, ready.approvals)
+        ok, until, decided = await self._reevaluation.redecide(snapshot, ready.approvals)
+        shape = None
+        try:
+            # The token issuance mapping's `context.issuance`, all or nothing here too.
+            if ok:
+                shape = self._issuer.redeemed_shape(
+                    *decided, scope=snapshot["scope"], details=snapshot["details"]
+                )
+        except NotAsApproved:
+            ok = False
         if not ok:
             await self._deferrals.deny(ready)
             raise AccessDenied("the request is not permitted")
@@ -93,6 +103,7 @@ class DeferredGrant:
             resource=snapshot["resource"],
             proof=proof,
             not_after=min(caps) if caps else None,
+            shape=shape,
             approvals=(
                 [str(a["id"]) for a in ready.approvals if a.get("id")]
                 if self._filing.local_approvals

@@ -79,7 +79,9 @@ class FrontDoor:
                 lifetime=upstream.pending_lifetime_seconds if upstream else 0,
             ),
         )
-        consent = ConsentView(oauth.profiles, oauth.decision, settings.limits.max_batch_items)
+        consent = ConsentView(
+            oauth.profiles, oauth.decision, settings.limits.max_batch_items, oauth.registry
+        )
         self.authorize = AuthorizeEndpoint(
             self.config, oauth.registry, oauth.profiles, store, self.sessions, self.pages
         )

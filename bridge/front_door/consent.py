@@ -11,9 +11,13 @@ from typing import Literal
 
 from ..authzen.models import Decision, requestable_denial
 from ..oauth.access_decision import AccessDecision
+from ..oauth.clients import GRANT_AUTHORIZATION_CODE, ClientRegistry
+from ..oauth.grants.base import Principal
+from ..oauth.pdp_mapping import AskedToken
+from ..oauth.requested_access import RequestedAccess
 from ..rar.describe import describe_planned
 from ..rar.profiles import ProfileSet
-from ..rar.translate import PlannedEvaluation, TokenRequestContext, plan_evaluations
+from ..rar.translate import PlannedEvaluation
 from .authorization_request import AuthorizationRequest
 from .person import Person, subject_for
 
@@ -28,24 +32,34 @@ class ConsentItem:
 
 
 class ConsentView:
-    def __init__(self, profiles: ProfileSet, decision: AccessDecision, max_evaluations: int):
+    def __init__(
+        self,
+        profiles: ProfileSet,
+        decision: AccessDecision,
+        max_evaluations: int,
+        registry: ClientRegistry,
+    ):
         self._profiles = profiles
         self._decision = decision
         self._max_evaluations = max_evaluations
+        self._registry = registry
 
     async def items(self, request: AuthorizationRequest, person: Person) -> list[ConsentItem]:
-        context = TokenRequestContext(
-            subject=subject_for(person, request.client_id),
-            client_id=request.client_id,
-            dpop_jkt=request.dpop_jkt,
-            resource=request.resource,
-        )
-        planned = plan_evaluations(
+        client = self._registry.get(request.client_id)
+        if client is None:
+            return []  # gone from the registry since the request: nothing it may have
+        access = RequestedAccess(
             request.authorization_details,
             request.scope,
-            context,
+            request.resource,
             self._profiles,
-            max_evaluations=self._max_evaluations,
+            self._max_evaluations,
+        )
+        principal = Principal(subject=subject_for(person, client.client_id), token_sub=person.name)
+        # Planned as /token will plan it (the deployment's mapping), so the preview asks
+        # the PDP what the token request will ask.
+        planned = self._decision.plan(
+            AskedToken(GRANT_AUTHORIZATION_CODE, client, principal, access, request.dpop_jkt)
         )
         decisions = await self._decision.decide(planned)
         return [

@@ -1,8 +1,10 @@
 """What a principal may have: everything a token request asks for, decided by the PDP.
 
-read what is asked for (RAR, scope, resource) → plan the AuthZEN evaluations → ask the PDP,
-one batch for everything → all permitted: issue; any denial: let the extensions answer
-instead (a deferred response), else refuse the whole request with the first denial.
+read what is asked for (RAR, scope, resource) → plan the AuthZEN evaluations (the
+deployment's mapping, `pdp_mapping`) → ask the PDP, one batch for everything → any denial:
+let the extensions answer instead (a deferred response, granted whole or not at all
+later) → the mapping says what the decisions grant: everything (AROP) or what survives
+the narrowing (the token issuance profile), else the refusal → issue.
 
 Client authentication, the grant, DPoP and RAR syntax are all checked before the PDP is
 asked: a permit never stands in for them.
@@ -17,13 +19,12 @@ from typing import Any
 from ..authzen.errors import PDPError
 from ..authzen.models import Decision, EvaluationsSemantic
 from ..authzen.pdp import PDP
-from ..errors import InvalidScope, OAuthError
-from ..rar.errors import InvalidAuthorizationDetails
 from ..rar.profiles import ProfileSet
 from ..rar.translate import PlannedEvaluation, describe_denial
 from .extensions import TokenExtension
 from .grants.base import Principal, TokenRequest
 from .issuance import Issuer
+from .pdp_mapping import AccessRequestMapping, AskedToken, TokenRequestMapping
 from .requested_access import read_requested_access
 
 
@@ -41,12 +42,14 @@ class AccessDecision:
         issuer: Issuer,
         limits: DecisionLimits,
         extensions: Sequence[TokenExtension],
+        mapping: TokenRequestMapping | None = None,
     ) -> None:
         self._profiles = profiles
         self._pdp = pdp
         self._issuer = issuer
         self.limits = limits
         self._extensions = extensions  # the OAuth assembly's list: later installs count
+        self.mapping: TokenRequestMapping = mapping or AccessRequestMapping()
 
     async def issue_for(
         self, request: TokenRequest, grant_type: str, principal: Principal
@@ -58,48 +61,49 @@ class AccessDecision:
             self._profiles,
             max_entries=self.limits.max_authorization_details,
             max_evaluations=self.limits.max_evaluations,
+            allow_none=self.mapping.allows_no_access,
         )
-        planned = access.plan(principal, request.client, request.proof)
+        jkt = request.proof.jkt if request.proof is not None else None
+        asked = AskedToken(grant_type, request.client, principal, access, jkt)
+        planned = self.plan(asked)
         decisions = await self.decide(planned)
         if not all(d.decision for d in decisions):
             for extension in self._extensions:
                 await extension.on_denial(
                     request, grant_type, principal, access, planned, decisions
                 )
-            raise self._refusal(planned, decisions)
+        granted = self.mapping.grant(asked, planned, decisions, self._hints)
         return await self._issuer.issue(
             grant_type=grant_type,
             client=request.client,
             principal=principal,
-            details=access.details,
-            scope=access.scope,
-            resource=access.resource,
+            details=granted.details,
+            scope=granted.scope,
+            resource=granted.resource,
             proof=request.proof,
+            shape=granted.shape,
         )
 
+    def plan(self, asked: AskedToken) -> list[PlannedEvaluation]:
+        """The evaluations `asked` needs under the deployment's mapping (also what consent
+        previews and a direct deferral files)."""
+        return self.mapping.plan(asked)
+
     async def decide(self, planned: Sequence[PlannedEvaluation]) -> list[Decision]:
-        """One batch for everything asked; an item the PDP failed on means no decision."""
-        decisions = await self._pdp.evaluations(
-            [p.request for p in planned], EvaluationsSemantic.execute_all
-        )
+        """One batch for everything asked (a lone evaluation, where the mapping says so, to
+        the Access Evaluation API); an item the PDP failed on means no decision."""
+        if len(planned) == 1 and self.mapping.lone_evaluation:
+            decisions = [await self._pdp.evaluate(planned[0].request)]
+        else:
+            decisions = await self._pdp.evaluations(
+                [p.request for p in planned], EvaluationsSemantic.execute_all
+            )
         for item, decision in zip(planned, decisions, strict=True):
             if decision.context is not None and "error" in decision.context:
                 # The PDP failed on this item: no decision, which is not a denial.
                 raise PDPError(f"no decision for {describe_denial(item)}")
         return decisions
 
-    def _refusal(
-        self, planned: Sequence[PlannedEvaluation], decisions: Sequence[Decision]
-    ) -> OAuthError:
-        """The error for the first denial, with what the extensions add about it."""
-        item, decision = next(
-            (p, d) for p, d in zip(planned, decisions, strict=True) if not d.decision
-        )
-        description = describe_denial(item)
-        for extension in self._extensions:
-            hint = extension.denial_hint(decision)
-            if hint:
-                description += f"; {hint}"
-        if item.source == "scope":
-            return InvalidScope(description)
-        return InvalidAuthorizationDetails(description)
+    def _hints(self, decision: Decision) -> list[str]:
+        """What the extensions add to the refusal of a denied decision."""
+        return [hint for extension in self._extensions if (hint := extension.denial_hint(decision))]

@@ -15,9 +15,11 @@ from ..jose.signing_keys import SigningKeys
 TYP = "at+jwt"
 
 
-async def mint(keys: SigningKeys, claims: dict[str, Any]) -> str:
+async def mint(keys: SigningKeys, claims: dict[str, Any], typ: str = TYP) -> str:
+    """A JWT of `claims` signed with the active key; `typ` says what it is (an access
+    token, or e.g. an ID-JAG, which only its own redemption accepts)."""
     signing = await keys.active()
-    header = {"typ": TYP, "alg": signing.alg, "kid": signing.kid}
+    header = {"typ": typ, "alg": signing.alg, "kid": signing.kid}
     # The claims are ours and already valid: serialise them straight into a JWS.
     payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
     return jws.serialize_compact(header, payload, signing.key, algorithms=[signing.alg])

@@ -40,6 +40,7 @@ from .grants.refresh_token import RefreshTokenGrant
 from .grants.token_exchange import TokenExchangeGrant
 from .introspection import IntrospectionEndpoint
 from .issuance import Issuer
+from .issuance_mapping import TokenIssuanceMapping
 from .metadata import (
     INTROSPECTION_PATH,
     METADATA_PATH,
@@ -47,6 +48,7 @@ from .metadata import (
     TOKEN_PATH,
     authorization_server_metadata,
 )
+from .pdp_mapping import AccessRequestMapping, TokenRequestMapping
 from .registry_checks import client_problems
 from .revocation import RevocationEndpoint
 from .token_endpoint import TokenEndpoint, TokenEndpointConfig
@@ -98,6 +100,7 @@ class OAuth:
                 max_evaluations=settings.limits.max_batch_items,
             ),
             self.extensions,
+            mapping_for(settings, profiles),
         )
         self.add_grants(
             ClientCredentialsGrant(settings.oauth.client_subject_type),
@@ -156,3 +159,16 @@ class OAuth:
             Route(REVOCATION_PATH, self.revocation.handle, methods=["POST"]),
             Route(METADATA_PATH, serve_metadata, methods=["GET"]),
         ]
+
+
+def mapping_for(settings: Settings, profiles: ProfileSet) -> TokenRequestMapping:
+    """The mapping `pdp.mapping` names (docs/pdp-mappings.md)."""
+    if settings.pdp.mapping == "token_issuance":
+        return TokenIssuanceMapping(
+            profiles,
+            issuer=settings.issuer,
+            client_subject_type=settings.oauth.client_subject_type,
+            max_evaluations=settings.limits.max_batch_items,
+            token_claims=frozenset(settings.pdp.token_claims),
+        )
+    return AccessRequestMapping()

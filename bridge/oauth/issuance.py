@@ -1,8 +1,11 @@
 """Minting what the token endpoint answers with: the RFC 9068 access token, the refresh
 token when the client may have one, and the RFC 6749 §5.1 response (with RFC 9396 §7
-`authorization_details`).
+`authorization_details`); or, for a token exchange asking for one, an Identity Assertion
+JWT Authorization Grant (ID-JAG) for another authorization server.
 
-The token carries exactly what was requested and permitted: never more.
+The token carries exactly what was requested and permitted: never more. Under the token
+issuance mapping its `TokenShape` says the rest: the audience that survived, the lifetime
+ceiling (the PDP's, the subject token's end), the PDP's claims and the `jti` it was told.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from ..authzen.models import Decision, EvaluationRequest
 from ..errors import AccessDenied, InvalidGrant
 from ..jose.signing_keys import SigningKeys
 from ..settings import Settings
@@ -23,9 +27,11 @@ from .clients import Client
 from .dpop import DPoPProof
 from .grants.base import Principal
 from .grants.client_credentials import GRANT_TYPE as CLIENT_CREDENTIALS
+from .grants.jwt_bearer import ID_JAG_TYP
 from .grants.refresh_token import refresh_token_hash
-from .grants.token_exchange import ACCESS_TOKEN_TYPE
+from .grants.token_exchange import ACCESS_TOKEN_TYPE, ID_JAG_TOKEN_TYPE
 from .grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
+from .issuance_shaping import RESERVED_CLAIMS, TokenShape, UnusableIssuance, redeemed_shape
 
 
 class IssuerStore(RefreshTokenStore, Protocol):
@@ -52,23 +58,37 @@ class Issuer:
         proof: DPoPProof | None,
         not_after: float | None = None,
         approvals: Sequence[str] = (),
+        shape: TokenShape | None = None,
     ) -> dict[str, Any]:
         """`not_after` caps the token (an approval's `approved_until`); such a token gets no
         refresh token, since the approval bounds the whole credential (AROP §5).
         `approvals`: the ids of the bridge's own approvals the token is issued under; the
-        token is tied to them, so that revoking one revokes it."""
+        token is tied to them, so that revoking one revokes it. `shape`: what the token
+        issuance mapping decided beyond the access itself; a token bounded by its subject
+        token's end gets no refresh token either (binding §10.2)."""
         now = int(time.time())
         lifetime = (
             client.token_lifetime_seconds or self._settings.oauth.access_token_lifetime_seconds
         )
+        if shape is not None and shape.token_lifetime is not None:
+            lifetime = min(lifetime, shape.token_lifetime)  # a ceiling, never a floor (§6.4.2)
+        if shape is not None and shape.expires_at is not None:
+            lifetime = min(lifetime, int(shape.expires_at) - now)
+            if lifetime <= 0:
+                raise InvalidGrant("the subject token has expired")
         if not_after is not None:
             lifetime = min(lifetime, int(not_after) - now)
             if lifetime <= 0:
                 raise AccessDenied("the approval has ended")
+        if _token_type(principal, shape) == "id_jag":
+            return await self._id_jag(
+                client, principal, details, scope, resource, proof, now, lifetime, shape
+            )
+        bounded = not_after is not None or (shape is not None and shape.expires_at is not None)
         # Rotation first: of two concurrent refreshes with one token, only one gets a token.
         refresh_token = (
             None
-            if not_after is not None
+            if bounded
             else await self._refresh_token(
                 grant_type, client, principal, details, scope, resource, proof, now
             )
@@ -76,11 +96,15 @@ class Issuer:
         claims: dict[str, Any] = {
             "iss": self._settings.issuer,
             "sub": principal.token_sub,
-            "aud": audience(resource, details, self._settings.issuer),
+            "aud": (
+                list(shape.audience)
+                if shape is not None
+                else audience(resource, details, self._settings.issuer)
+            ),
             "client_id": client.client_id,
             "iat": now,
             "exp": now + lifetime,
-            "jti": secrets.token_urlsafe(16),
+            "jti": (shape.jti if shape is not None else None) or secrets.token_urlsafe(16),
         }
         if details:
             claims["authorization_details"] = details
@@ -90,6 +114,7 @@ class Issuer:
             claims["act"] = principal.act
         if proof is not None:
             claims["cnf"] = {"jkt": proof.jkt}
+        claims.update(_pdp_claims(claims, shape))
         access_token = await mint(self._keys, claims)
         if approvals and not await self._store.approval_tie_token(
             approvals, claims["jti"], claims["exp"]
@@ -108,6 +133,72 @@ class Issuer:
             body["scope"] = " ".join(scope)
         if refresh_token is not None:
             body["refresh_token"] = refresh_token
+        return body
+
+    def redeemed_shape(
+        self,
+        evaluations: Sequence[EvaluationRequest],
+        decisions: Sequence[Decision],
+        *,
+        scope: Sequence[str],
+        details: Sequence[dict[str, Any]],
+    ) -> TokenShape | None:
+        """The shape of a token redeemed from a deferral, read from its evaluations decided
+        again (`issuance_shaping.redeemed_shape`): None for the access request mapping's
+        evaluations; `NotAsApproved` when the decisions would narrow the request."""
+        return redeemed_shape(
+            evaluations,
+            decisions,
+            scope=scope,
+            details=details,
+            allowed_claims=frozenset(self._settings.pdp.token_claims),
+        )
+
+    async def _id_jag(
+        self,
+        client: Client,
+        principal: Principal,
+        details: list[dict[str, Any]],
+        scope: list[str],
+        resource: list[str],
+        proof: DPoPProof | None,
+        now: int,
+        lifetime: int,
+        shape: TokenShape | None,
+    ) -> dict[str, Any]:
+        """An ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant): for the one
+        authorization server `audience` named, to be redeemed there by this client with the
+        jwt-bearer grant; never a refresh token (it is a grant, not a credential)."""
+        delegation = principal.delegation
+        aud = list(shape.audience) if shape is not None else []
+        if not aud and delegation is not None:
+            aud = list(delegation.audience)
+        claims: dict[str, Any] = {
+            "iss": self._settings.issuer,
+            "sub": principal.token_sub,
+            "aud": aud[0] if len(aud) == 1 else aud,
+            "client_id": client.client_id,
+            "iat": now,
+            "exp": now + lifetime,
+            "jti": (shape.jti if shape is not None else None) or secrets.token_urlsafe(16),
+        }
+        if resource:
+            claims["resource"] = resource[0] if len(resource) == 1 else resource
+        if scope:
+            claims["scope"] = " ".join(scope)
+        if details:
+            claims["authorization_details"] = details
+        if proof is not None:
+            claims["cnf"] = {"jkt": proof.jkt}
+        claims.update(_pdp_claims(claims, shape))
+        body: dict[str, Any] = {
+            "access_token": await mint(self._keys, claims, typ=ID_JAG_TYP),
+            "issued_token_type": ID_JAG_TOKEN_TYPE,
+            "token_type": "N_A",
+            "expires_in": lifetime,
+        }
+        if scope:
+            body["scope"] = " ".join(scope)
         return body
 
     async def _refresh_token(
@@ -168,3 +259,22 @@ def audience(resource: list[str], details: list[dict[str, Any]], issuer: str) ->
             if parts.scheme and parts.netloc:
                 origins.append(f"{parts.scheme}://{parts.netloc}")
     return list(dict.fromkeys(origins)) or [issuer]
+
+
+def _token_type(principal: Principal, shape: TokenShape | None) -> str:
+    """`access_token`, or `id_jag` when a token exchange asked for one."""
+    if shape is not None:
+        return shape.token_type
+    delegation = principal.delegation
+    if delegation is not None and delegation.requested_token_type == ID_JAG_TOKEN_TYPE:
+        return "id_jag"
+    return "access_token"
+
+
+def _pdp_claims(own: dict[str, Any], shape: TokenShape | None) -> dict[str, Any]:
+    """The PDP's claims (§6.4.5), which never replace one the AS set itself."""
+    claims = dict(shape.claims) if shape is not None else {}
+    taken = sorted((set(own) | RESERVED_CLAIMS) & set(claims))
+    if taken:
+        raise UnusableIssuance(f"claims sets {taken[0]!r}, which the token already carries")
+    return claims

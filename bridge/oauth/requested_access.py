@@ -60,6 +60,7 @@ def read_requested_access(
     *,
     max_entries: int,
     max_evaluations: int,
+    allow_none: bool = False,
 ) -> RequestedAccess:
     return read_asked_access(
         form,
@@ -68,6 +69,7 @@ def read_requested_access(
         max_entries=max_entries,
         max_evaluations=max_evaluations,
         principal=principal,
+        allow_none=allow_none,
     )
 
 
@@ -79,10 +81,13 @@ def read_asked_access(
     max_entries: int,
     max_evaluations: int,
     principal: Principal | None = None,
+    allow_none: bool = False,
 ) -> RequestedAccess:
     """What is asked for, checked against the client (and, on refresh, against what the
     principal was granted). Also read by the authorization endpoint, before anyone is
-    signed in: the same rules at `/authorize`, `/par` and `/token` (RFC 9396 §3)."""
+    signed in: the same rules at `/authorize`, `/par` and `/token` (RFC 9396 §3).
+    `allow_none`: a request may ask for neither (the token issuance mapping's gate alone
+    decides it)."""
     raw_details = form.get("authorization_details")
     details = (
         parse_authorization_details(
@@ -123,7 +128,7 @@ def read_asked_access(
         elif not set(resource) <= set(granted_resource):
             raise InvalidTarget("a refresh cannot ask for other resources than were granted")
 
-    if not details and not scope:
+    if not details and not scope and not allow_none:
         raise InvalidRequest("authorization_details or scope is required")
     return RequestedAccess(details, scope, resource, profiles, max_evaluations)
 

@@ -72,8 +72,15 @@ def describe_planned(
     profiles: ProfileSet, details: Sequence[Mapping[str, Any]], item: PlannedEvaluation
 ) -> str:
     """A planned evaluation in words: its entry's, or, for a scope (which names no one
-    resource), its profile's words for any resource, and the scope."""
+    resource), its profile's words for any resource, and the scope; under the token
+    issuance mapping a gate or a scope names its target."""
     resource = item.request.resource
+    if item.source == "gate":
+        # The token issuance mapping's gate: whether a token may be had there at all.
+        return f"Get a token for {item.target}"
+    if item.source == "scope" and item.target is not None:
+        # A scope of the token issuance mapping: verbatim, at one target.
+        return f"Use scope {item.scope} at {item.target}"
     if item.source == "scope":
         mapping = profiles.scope(item.scope or "")
         profile = profiles.get(mapping.profile_type) if mapping else None

@@ -21,7 +21,9 @@ from .profiles import ActionsRule, Profile, ProfileSet, ResourceIdRule
 from .resource_ids import UndecodableSegment, resource_id_from_location
 from .schema_messages import show
 
-Source = Literal["authorization_details", "scope"]
+# Where an evaluation comes from: an entry, a scope value, or (the token issuance mapping
+# only, `rar.token_issuance`) the gate that asks whether a token may be issued at all.
+Source = Literal["authorization_details", "scope", "gate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +51,29 @@ class TokenRequestContext:
 
 @dataclass(frozen=True, slots=True)
 class PlannedEvaluation:
-    """One evaluation to send, and the entry (by index) or scope value it stands for."""
+    """One evaluation to send, and the entry (by index) or scope value it stands for.
+
+    The token issuance mapping says more, because its denials narrow rather than refuse:
+    `target` is the issuance target a gate or scope tuple asks about (or the location a
+    cell names), `datatype` a cell's datatype, and `level` 2 marks a tuple of the second
+    level of a two-level evaluation (an ID-JAG's resources behind its audience).
+    """
 
     request: EvaluationRequest
     source: Source
     action: str
     entry_index: int | None = None
     scope: str | None = None
+    target: str | None = None
+    datatype: str | None = None
+    level: int = 1
 
     @property
     def origin(self) -> str:
         if self.source == "scope":
             return f"scope {show(self.scope)}"
+        if self.source == "gate":
+            return f"the token for {show(self.target)}"
         return f"authorization_details[{self.entry_index}]"
 
 
@@ -137,8 +150,8 @@ def _plan_entry(
     # Values are shared with `entries`, not copied: both are parsed request data that nothing
     # mutates, and a deep copy of a deeply nested member could exhaust the stack.
     properties = {k: v for k, v in entry.items() if k not in used}
-    properties.update(_derived(index, entry, mapping.properties))
-    context = {**request.evaluation_context(), **_derived(index, entry, mapping.context)}
+    properties.update(derived_members(index, entry, mapping.properties))
+    context = {**request.evaluation_context(), **derived_members(index, entry, mapping.context)}
     return [
         PlannedEvaluation(
             EvaluationRequest(
@@ -211,9 +224,11 @@ def _actions(
     return list(dict.fromkeys(actions)), ("actions",)
 
 
-def _derived(
+def derived_members(
     index: int, entry: dict[str, Any], members: Mapping[str, DerivedValue]
 ) -> dict[str, Any]:
+    """The values a profile derives from entry `index` (its `authzen.properties` or
+    `authzen.context`), by name; a value that cannot be converted is the client's error."""
     out: dict[str, Any] = {}
     for name, derived in members.items():
         try:

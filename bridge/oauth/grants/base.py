@@ -52,6 +52,32 @@ class Principal:
     # The refresh token family a first grant starts, when its grant must know it (a code's
     # second use revokes the family its first use started, RFC 6749 §4.1.2).
     family_id: str | None = None
+    # How the subject authenticated (`acr`, `amr`, `auth_time`), where a token says so.
+    authentication: dict[str, Any] | None = None
+    # A token exchange's second party and presented tokens (and an ID-JAG's redemption).
+    delegation: Delegation | None = None
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """What a token exchange (RFC 8693) adds to the question "may this principal have
+    this?": a requesting party whose own authority is at stake, and the presented tokens
+    (the AuthZEN token exchange binding, §4.2, §4.5). The redemption of an ID-JAG is one too:
+    its requesting party is the client redeeming it (binding §5.3).
+
+    `requesting_party` is the actor token's party, None for the client. `subject_claims`
+    are the validated claims of the subject token the PDP may see, never the token itself.
+    `expires_at` is when the subject token ends, which bounds what is issued from it
+    (binding §10.2). `requested_token_type` None means an access token.
+    """
+
+    requesting_party: Subject | None = None
+    subject_token_type: str | None = None
+    actor_token_type: str | None = None
+    subject_claims: dict[str, Any] = field(default_factory=dict)
+    requested_token_type: str | None = None
+    audience: tuple[str, ...] = ()
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -128,3 +154,20 @@ def subject_with_actor(subject_type: str, subject_id: str, act: dict[str, Any] |
     return Subject(
         type=subject_type, id=subject_id, properties={"act": act} if act is not None else None
     )
+
+
+# How the subject authenticated, as tokens say it (RFC 9068 §2.2.1), with the JSON type each
+# must have to be passed on.
+AUTHENTICATION_CLAIMS = {"acr": str, "amr": list, "auth_time": int}
+
+
+def authentication_of(claims: dict[str, Any]) -> dict[str, Any] | None:
+    """`acr`, `amr` and `auth_time` of a validated token, those of the right type."""
+    found = {
+        name: claims[name]
+        for name, kind in AUTHENTICATION_CLAIMS.items()
+        if isinstance(claims.get(name), kind) and not isinstance(claims.get(name), bool)
+    }
+    if "amr" in found and not all(isinstance(m, str) for m in found["amr"]):
+        del found["amr"]
+    return found or None

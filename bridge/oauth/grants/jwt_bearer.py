@@ -2,7 +2,9 @@
 (ID-JAG): a trusted issuer's assertion names the principal; the client acts for it.
 
 An ID-JAG (`typ` `oauth-id-jag+jwt`) is issued to one client: its `client_id` claim must be
-the authenticated client. An assertion's `jti` is accepted once.
+the authenticated client. An assertion's `jti` is accepted once. Redeeming an ID-JAG is a
+delegation (AuthZEN token exchange binding §5.3): the client redeeming it is the
+requesting party, whose own gate the token issuance mapping asks.
 """
 
 from __future__ import annotations
@@ -10,7 +12,14 @@ from __future__ import annotations
 from ...errors import InvalidGrant
 from ...jose.trusted_issuers import TrustedIssuers, UntrustedToken
 from ...store.contract import ReplayCache
-from .base import Principal, PrincipalGrant, TokenRequest, subject_with_actor
+from .base import (
+    Delegation,
+    Principal,
+    PrincipalGrant,
+    TokenRequest,
+    authentication_of,
+    subject_with_actor,
+)
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ID_JAG_TYP = "oauth-id-jag+jwt"
@@ -54,4 +63,10 @@ class JWTBearerGrant(PrincipalGrant):
             subject=subject_with_actor(verified.issuer.subject_type, verified.sub, act),
             token_sub=verified.sub,
             act=act,
+            authentication=authentication_of(verified.claims),
+            delegation=(
+                Delegation(subject_claims=dict(verified.claims))
+                if is_id_jag(verified.header)
+                else None
+            ),
         )

@@ -3,15 +3,29 @@
 The principal is the `subject_token`'s subject; the actor is the `actor_token`'s subject when
 one is sent, else the client (AROP §2). The actor becomes `subject.properties.act` for the PDP
 and the token's `act` claim, nesting an `act` the actor token itself carried.
+
+What the AuthZEN token exchange binding asks of the PDP besides rides along as the
+principal's `delegation`: the requesting party (the actor token's, else the client), the
+token types, the subject token's validated claims and its end, and the RFC 8693
+`audience` values. With `requested_token_type` `...:id-jag` the token issued is an Identity
+Assertion JWT Authorization Grant for the authorization server named by `audience`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ...authzen.models import Subject
 from ...errors import InvalidGrant, InvalidRequest
 from ...jose.trusted_issuers import TrustedIssuers, UntrustedToken, VerifiedToken
-from .base import Principal, PrincipalGrant, TokenRequest, subject_with_actor
+from .base import (
+    Delegation,
+    Principal,
+    PrincipalGrant,
+    TokenRequest,
+    authentication_of,
+    subject_with_actor,
+)
 from .jwt_bearer import is_id_jag
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -23,7 +37,8 @@ JWT_TOKEN_TYPES = frozenset(
         "urn:ietf:params:oauth:token-type:id_token",
     }
 )
-ISSUABLE = frozenset({ACCESS_TOKEN_TYPE, "urn:ietf:params:oauth:token-type:jwt"})
+ID_JAG_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id-jag"
+ISSUABLE = frozenset({ACCESS_TOKEN_TYPE, "urn:ietf:params:oauth:token-type:jwt", ID_JAG_TOKEN_TYPE})
 
 
 class TokenExchangeGrant(PrincipalGrant):
@@ -35,6 +50,7 @@ class TokenExchangeGrant(PrincipalGrant):
             "actor_token",
             "actor_token_type",
             "requested_token_type",
+            "audience",
         }
     )
 
@@ -50,17 +66,34 @@ class TokenExchangeGrant(PrincipalGrant):
         actor_token = form.get("actor_token")
         if actor_token is None and form.get("actor_token_type") is not None:
             raise InvalidRequest("actor_token_type without actor_token")
+        audience = tuple(dict.fromkeys(form.all("audience")))
+        if requested == ID_JAG_TOKEN_TYPE and len(audience) != 1:
+            # An ID-JAG is for one authorization server, named by `audience`.
+            raise InvalidRequest("an ID-JAG needs exactly one audience: its authorization server")
+        requesting_party = None
         if actor_token is not None:
             actor = await self._token(actor_token, form.get("actor_token_type"), "actor_token")
             act: dict[str, Any] = {"sub": actor.sub, "iss": actor.issuer.issuer}
             if isinstance(actor.claims.get("act"), dict):
                 act["act"] = actor.claims["act"]
+            requesting_party = Subject(type=actor.issuer.subject_type, id=actor.sub)
         else:
             act = {"sub": request.client.client_id}
+        exp = subject.claims.get("exp")
         return Principal(
             subject=subject_with_actor(subject.issuer.subject_type, subject.sub, act),
             token_sub=subject.sub,
             act=act,
+            authentication=authentication_of(subject.claims),
+            delegation=Delegation(
+                requesting_party=requesting_party,
+                subject_token_type=form.get("subject_token_type"),
+                actor_token_type=form.get("actor_token_type"),
+                subject_claims=dict(subject.claims),
+                requested_token_type=requested,
+                audience=audience,
+                expires_at=float(exp) if isinstance(exp, int | float) else None,
+            ),
         )
 
     async def _token(
