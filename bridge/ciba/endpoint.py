@@ -36,9 +36,10 @@ from ..oauth.access_decision import AccessDecision
 from ..oauth.client_auth import ClientAuthenticator
 from ..oauth.clients import GRANT_CIBA, Client
 from ..oauth.dpop import DPoPProof, DPoPVerifier
-from ..oauth.errors import InvalidDPoPProof
+from ..oauth.errors import InvalidDPoPProof, InvalidTarget
 from ..oauth.form import read_form
 from ..oauth.grants.base import Principal
+from ..oauth.pdp_mapping import AskedToken
 from ..oauth.requested_access import RequestedAccess, read_asked_access
 from ..oauth.responses import error_response, json_response
 from ..rar.profiles import ProfileSet
@@ -143,10 +144,12 @@ class BackchannelEndpoint:
             max_evaluations=limits.max_evaluations,
             principal=principal,
         )
-        planned = access.plan(principal, client, proof)
+        jkt = proof.jkt if proof is not None else None
+        # Under the deployment's mapping (the token issuance profile's gate included); a CIBA
+        # request stays all or nothing, as every request that waits for approvers does.
+        planned = self._decision.plan(AskedToken(GRANT_CIBA, client, principal, access, jkt))
         decisions = await self._decision.decide(planned)
         _refuse_plain_denial(planned, decisions)
-        jkt = proof.jkt if proof is not None else None
         waiting = _Waiting(client, person, principal, asked, access, planned, decisions, jkt)
         key, again = await self._asked_before(waiting)
         return _acknowledgement(again or await self._defer(waiting, key))
@@ -233,6 +236,9 @@ def _refuse_plain_denial(
     in the token endpoint's words for it."""
     for item, decision in zip(planned, decisions, strict=True):
         if not decision.decision and not requestable_denial(decision):
+            if item.source == "gate":
+                # The token issuance profile's gate (§8): no token for that target at all.
+                raise InvalidTarget(f"no token may be issued for {item.target}")
             raise refusal(item)
 
 
