@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -23,22 +24,25 @@ def _message(to: str, subject: str) -> EmailMessage:
 
 
 async def test_message_arrives_with_subject_body_and_recipients(smtp: SmtpServer) -> None:
-    message = _message("alice@example.test", "Zugriff bestätigt: ar-42")
+    # The server is the session's: other tests' mail may be there too, so a recipient of
+    # this test's own.
+    to = f"alice-{uuid.uuid4().hex[:8]}@example.test"
+    message = _message(to, "Zugriff bestätigt: ar-42")
     errors, _response = await aiosmtplib.send(
         message,
         hostname=smtp.host,
         port=smtp.port,
-        recipients=["alice@example.test", "audit@example.test"],
+        recipients=[to, "audit@example.test"],
     )
     assert errors == {}
 
-    received = await smtp.wait_for_message_async(to="alice@example.test", timeout=5)
+    received = await smtp.wait_for_message_async(to=to, timeout=5)
     assert received.mail_from == "bridge@example.test"
-    assert received.rcpt_tos == ("alice@example.test", "audit@example.test")
+    assert received.rcpt_tos == (to, "audit@example.test")
     assert received.subject == "Zugriff bestätigt: ar-42"  # non-ASCII survives encoding
     assert received.text == "Your access request was approved.\nRequest: ar-42\n"
     assert "<b>approved</b>" in received.html
-    assert received.message["To"] == "alice@example.test"
+    assert received.message["To"] == to
 
 
 async def test_wait_for_message_fails_clearly_when_nothing_matches(smtp: SmtpServer) -> None:
