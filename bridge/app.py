@@ -28,7 +28,9 @@ from .authzen.remote import RemotePDP
 from .ciba.assembly import Ciba
 from .ciba.endpoint import BACKCHANNEL_PATH
 from .deferral.assembly import Deferrals
+from .deferral.service import DeferralService
 from .demo_approvers import with_demo_issuer
+from .events.assembly import Events
 from .front_door.assembly import FrontDoor
 from .health import health_routes
 from .housekeeping import Chore, run_forever
@@ -103,9 +105,8 @@ def create_app(
 
     handlers: dict[str, Handler] = dict(ars.outbox_handlers())
     # Approvers told of what waits for them (e-mail, webhooks), through the outbox.
-    handlers.update(
-        Notifications(settings, shared.store, shared.keys, ars.service).outbox_handlers()
-    )
+    notifications = Notifications(settings, shared.store, shared.keys, ars.service)
+    handlers.update(notifications.outbox_handlers())
     worker = OutboxWorker(
         shared.store, handlers, lease_seconds=settings.storage.outbox_lease_seconds
     )
@@ -115,6 +116,7 @@ def create_app(
     ciba: Ciba | None = None
     front_door: FrontDoor | None = None
     front_door_routes: list[BaseRoute] = []
+    deferral_service: DeferralService | None = None
     if pdp is not None:
         # A store's PDP counts its decisions already; a remote PDP's are counted here.
         deciding = CountedPDP(pdp, "remote") if isinstance(pdp, RemotePDP) else pdp
@@ -128,6 +130,8 @@ def create_app(
             deciding,
             profiles,
         )
+        # A PDP's `notification` obligations go out through the same channels.
+        oauth.obligations.register(*notifications.obligation_handlers())
         # People at /authorize (before the deferral installs, so the deferred grant stays
         # last in the metadata).
         if settings.front_door.enabled:
@@ -158,9 +162,28 @@ def create_app(
                 chores += ciba.chores()
         handlers.update(deferrals.outbox_handlers())
         chores += deferrals.chores()
+        deferral_service = deferrals.service
     else:
         log.info("no PDP for token requests ([pdp] unset, no default store): OAuth is off")
     chores += ars.chores()
+    # Shared Signals events, received and sent; continuous evaluation at introspection.
+    events = Events(
+        settings,
+        shared.store,
+        shared.keys,
+        shared.kek,
+        shared.http,
+        shared.issuers,
+        ars.service,
+        authzen.deciders,
+        pdps,
+        deferrals=deferral_service,
+        wake=worker.wake,
+    )
+    if oauth is not None and pdp is not None:
+        events.install(oauth, pdp)
+    handlers.update(events.outbox_handlers())
+    chores += events.chores()
 
     async def purge_outbox() -> None:
         await shared.store.outbox_purge(time.time() - OUTBOX_RETENTION_SECONDS)
@@ -176,6 +199,7 @@ def create_app(
         *front_door_routes,
         *ars.routes(default_auth or PEPAuthSettings()),
         *(route for named in store_routes.values() for route in named),
+        *events.routes(),
         shared.jwks_route(),
         *health_routes(
             authzen.holders, shared.store, oauth.registry if oauth is not None else None

@@ -26,6 +26,7 @@ from .metrics_endpoint import MULTIPROCESS_ENVIRONMENT, token_problems
 from .notifications.assembly import problems as notification_problems
 from .oauth import clients_cli, keys_cli
 from .oauth.clients import ClientRegistry
+from .oauth.obligations import handler_problems as obligation_handler_problems
 from .oauth.registry_checks import client_problems
 from .policy import cli as policy_cli
 from .problems import Problem
@@ -211,6 +212,7 @@ def _load_everything(settings: Settings) -> _Loaded:
     problems += token_problems(settings)
     problems += users_cli.users_file_problems(settings)
     problems += sign_in_problems(settings)
+    problems += obligation_handler_problems(settings)
     problems += templates_problems([settings.store_path(name) for name in settings.stores])
     problems += notification_problems(settings)
     return _Loaded(problems, stores, profiles)

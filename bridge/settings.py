@@ -183,6 +183,48 @@ class RemotePDPSettings(_Section):
     )
 
 
+# Claims the bridge alone sets in a token (RFC 9068 §2.2, RFC 8693, RFC 9396, RFC 9470 §6.1):
+# neither a PDP's `claims` nor a search may supply them.
+RESERVED_TOKEN_CLAIMS = frozenset(
+    {
+        "iss", "iat", "jti", "sub", "aud", "exp", "nbf", "scope", "client_id", "cnf", "act",
+        "may_act", "authorization_details", "acr", "amr", "auth_time",
+    }
+)  # fmt: skip
+_CLAIM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+# The three claims the authorization claims profile binds (§5.2): resource type, action.
+_REGISTERED_CLAIM_BINDINGS = {"groups", "roles", "entitlements"}
+
+
+class AuthorizationClaimSettings(_Section):
+    """One claim an access token carries from an AuthZEN resource search (the authorization
+    claims profile): which search enumerates it, and what a failed search means."""
+
+    resource_type: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "The searched `resource.type`; defaults to the registered binding's (`groups`: "
+            "`group`, `roles`: `role`, `entitlements`: `entitlement`)."
+        ),
+    )
+    action: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "The search's `action.name`; defaults to the registered binding's (`member`, "
+            "`assignee`, `holder`)."
+        ),
+    )
+    on_failure: Literal["omit", "refuse"] = Field(
+        description=(
+            "When the search fails (no answer, an error, a result of another type): `omit` "
+            "issues the token without the claim, `refuse` issues none (`server_error`). No "
+            "default: the profile leaves the choice to the deployment."
+        )
+    )
+
+
 class PDPSettings(_Section):
     """Which decision point decides token requests."""
 
@@ -210,6 +252,14 @@ class PDPSettings(_Section):
             "token. Reserved claims (`sub`, `aud`, `scope`, ...) are refused whatever this says."
         ),
     )
+    authorization_claims: dict[str, AuthorizationClaimSettings] = Field(
+        default_factory=dict,
+        description=(
+            "Claims of access tokens taken from resource searches of this PDP, by claim name "
+            "(e.g. `groups`): the ids of the resources the token's subject is related to. "
+            "They never change what is issued (docs/authorization-claims.md)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _remote_needs_settings(self) -> PDPSettings:
@@ -223,6 +273,24 @@ class PDPSettings(_Section):
         ):
             # The capability the profile requires is read from the PDP's metadata.
             raise ValueError("mapping = 'token_issuance' with a remote PDP needs discovery")
+        return self
+
+    @model_validator(mode="after")
+    def _claims_are_bound(self) -> PDPSettings:
+        problems = []
+        for claim, binding in self.authorization_claims.items():
+            where = f"authorization_claims.{claim[:64]}"
+            if not _CLAIM_NAME.fullmatch(claim) or claim in RESERVED_TOKEN_CLAIMS:
+                problems.append(f"{where}: not a claim name a search may supply")
+            elif claim in self.token_claims:
+                # One claim, one source: a PDP's `claims` and a search would disagree.
+                problems.append(f"{where}: also in token_claims; give it one source")
+            if claim not in _REGISTERED_CLAIM_BINDINGS and (
+                binding.resource_type is None or binding.action is None
+            ):
+                problems.append(f"{where}: not a registered claim, give resource_type and action")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
@@ -355,6 +423,10 @@ class TrustedIssuerSettings(_Section):
         return self
 
 
+# A Python import path `package.module:attribute`.
+_IMPORT_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
 class OAuthSettings(_Section):
     issuer: str | None = Field(
         None, description="The authorization server's issuer; defaults to `server.public_url`."
@@ -387,9 +459,41 @@ class OAuthSettings(_Section):
     max_authorization_details: int = Field(
         20, ge=1, description="Most `authorization_details` entries in one token request."
     )
+    introspection_reevaluates: bool = Field(
+        False,
+        description=(
+            "Introspection asks the PDP again whether an access token's access is still "
+            "permitted; a token whose permit is gone is inactive from then on (docs/events.md)."
+        ),
+    )
+    introspection_cache_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description=(
+            "How long an answer of that re-evaluation is reused for a token, while the policy "
+            "store's version stays the same; 0: asked at every introspection."
+        ),
+    )
+    introspection_subject_type: str = Field(
+        "user",
+        min_length=1,
+        description=(
+            "AuthZEN `subject.type` of a token's `sub` when introspection asks again (a token "
+            "whose `sub` is its `client_id`, with no `act`: `client_subject_type`)."
+        ),
+    )
     dpop: DPoPSettings = Field(default_factory=DPoPSettings)
     trusted_issuers: list[TrustedIssuerSettings] = Field(
         default_factory=list, description="Issuers of subject tokens, actor tokens, assertions."
+    )
+    obligation_handlers: list[Annotated[str, Field(pattern=_IMPORT_PATH)]] = Field(
+        default_factory=list,
+        description=(
+            "The deployment's handlers of AuthZEN obligations (docs/obligations.md), as "
+            "Python import paths `module:attribute`: a handler, or what makes one when called "
+            "with no arguments. A permit with an obligation no handler carries out is a denial."
+        ),
     )
 
 
@@ -1037,6 +1141,168 @@ STORE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 StoreName = Annotated[str, Field(pattern=STORE_NAME_PATTERN)]
 
 
+# A name the bridge gives a transmitter or receiver of Shared Signals events (a Cedar entity
+# id, an audit actor, part of a log line).
+_EVENT_PARTY_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+class EventTransmitterPeerSettings(_Section):
+    """A transmitter whose Security Event Tokens the bridge accepts (SSF 1.0, RFC 8417):
+    pushed to `/ssf/events` (RFC 8935) or, with `poll_url`, polled (RFC 8936)."""
+
+    name: str = Field(
+        pattern=_EVENT_PARTY_NAME,
+        description=(
+            'Its name: the Cedar principal `transmitter::"<name>"` of the decisions its events '
+            "ask for, and the audit trail's actor."
+        ),
+    )
+    issuer: str = Field(min_length=1, description="The `iss` of its SETs.")
+    jwks: dict[str, Any] | None = Field(None, description="Its JWKS, inline.")
+    jwks_uri: HttpUrl | None = Field(None, description="Where to fetch its JWKS.")
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["ES256", "ES384", "RS256", "PS256", "EdDSA"],
+        description="Signature algorithms accepted on its SETs (asymmetric ones only).",
+    )
+    audience: str | None = Field(
+        None,
+        description=(
+            "The `aud` its SETs must carry; default: the push endpoint's URL, "
+            "`<server.public_url>/ssf/events`."
+        ),
+    )
+    events: list[str] = Field(
+        min_length=1,
+        description=(
+            "The event types (URIs) it may send (docs/events.md); a SET of another type is refused."
+        ),
+    )
+    subject_type: str = Field(
+        "user",
+        min_length=1,
+        description="AuthZEN `subject.type` of the subjects its events name.",
+    )
+    store: StoreName = Field(
+        "default", description="The policy store that decides requests its events open."
+    )
+    poll_url: HttpUrl | None = Field(
+        None, description="Poll this endpoint for its SETs (RFC 8936) rather than wait for pushes."
+    )
+    poll_authorization_file: Path | None = Field(
+        None, description="File holding the `Authorization` header value sent with each poll."
+    )
+    allow_private_network: bool = Field(
+        False,
+        description="Allow `poll_url` on a private or loopback address, and plain http to "
+        "loopback (local testing).",
+    )
+
+    @model_validator(mode="after")
+    def _keys_and_algorithms(self) -> EventTransmitterPeerSettings:
+        if bool(self.jwks) == bool(self.jwks_uri):
+            raise ValueError("give exactly one of `jwks` and `jwks_uri`")
+        weak = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
+        if weak:
+            raise ValueError(f"algorithms: {weak[0]} is not an asymmetric signature algorithm")
+        if self.poll_authorization_file is not None and self.poll_url is None:
+            raise ValueError("`poll_authorization_file` goes with `poll_url`")
+        if self.poll_url is not None:
+            _check_outbound(str(self.poll_url), self.allow_private_network, "poll_url")
+        return self
+
+
+class EventReceiverPeerSettings(_Section):
+    """A receiver of the bridge's own events, allowed to manage streams at its transmitter."""
+
+    name: str = Field(pattern=_EVENT_PARTY_NAME, description="Its name (logs, stream owner).")
+    issuer: str = Field(
+        min_length=1,
+        description="The issuer (one of `oauth.trusted_issuers`) of its bearer tokens.",
+    )
+    subject: str = Field(min_length=1, description="The `sub` of its bearer tokens.")
+    audience: str = Field(min_length=1, description="The `aud` of the SETs sent on its streams.")
+    max_streams: int = Field(5, ge=1, le=100, description="Most streams it may have at once.")
+    allow_private_network: bool = Field(
+        False,
+        description="Allow its push `endpoint_url` on a private or loopback address, and plain "
+        "http to loopback (local testing).",
+    )
+
+
+class EventTransmitterSettings(_Section):
+    """The bridge as an SSF transmitter of its own events (docs/events.md)."""
+
+    enabled: bool = Field(
+        False,
+        description="Serve `/.well-known/ssf-configuration`, the stream management API and "
+        "poll delivery, and send events on the receivers' streams.",
+    )
+    receivers: list[EventReceiverPeerSettings] = Field(
+        default_factory=list, description="The receivers allowed to create streams."
+    )
+    audience: str | None = Field(
+        None,
+        description="The `aud` receivers' bearer tokens must carry at the management API; "
+        "default: `<server.public_url>/ssf`.",
+    )
+    default_subjects: Literal["ALL", "NONE"] = Field(
+        "ALL",
+        description="`ALL`: a new stream carries events about every subject until the receiver "
+        "removes some; `NONE`: only about subjects it adds.",
+    )
+    min_verification_interval_seconds: int = Field(
+        10, ge=0, description="Least time between two verification requests on one stream."
+    )
+    max_poll_events: int = Field(100, ge=1, le=1000, description="Most SETs one poll answers with.")
+    poll_retention_seconds: int = Field(
+        7 * 86_400, ge=60, description="How long a SET waits for a poll before it is dropped."
+    )
+
+
+class EventsSettings(_Section):
+    """Shared Signals events: the transmitters the bridge receives from, and the bridge as a
+    transmitter of its own (docs/events.md)."""
+
+    transmitters: list[EventTransmitterPeerSettings] = Field(
+        default_factory=list, description="Transmitters whose events the bridge acts on."
+    )
+    max_age_seconds: int = Field(
+        300, ge=10, le=86_400, description="Oldest `iat` a received SET may carry."
+    )
+    leeway_seconds: int = Field(
+        30, ge=0, le=300, description="How far in the future a received SET's `iat` may be."
+    )
+    transmitter: EventTransmitterSettings = Field(default_factory=EventTransmitterSettings)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> EventsSettings:
+        for kind, parties in (
+            ("transmitters", self.transmitters),
+            ("transmitter.receivers", self.transmitter.receivers),
+        ):
+            names = [party.name for party in parties]
+            if len(set(names)) != len(names):
+                raise ValueError(f"{kind}: two have the same name")
+        issuers = [t.issuer for t in self.transmitters]
+        if len(set(issuers)) != len(issuers):
+            raise ValueError("transmitters: two have the same issuer")
+        return self
+
+
+def _check_outbound(url: str, allow_private: bool, option: str) -> None:
+    """An https URL to a public host, or (allowed) plain http to loopback."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not allow_private:
+        raise ValueError(f"{option}: plain http only with `allow_private_network = true`")
+    try:
+        literal = ipaddress.ip_address(parts.hostname or "")
+    except ValueError:
+        literal = None
+    private = parts.hostname == "localhost" or (literal is not None and not literal.is_global)
+    if private and not allow_private:
+        raise ValueError(f"{option}: a private or loopback address needs allow_private_network")
+
+
 class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
@@ -1055,6 +1321,7 @@ class Settings(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
 
     # Where relative store paths are resolved from: the folder of the config file.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -1081,6 +1348,34 @@ class Settings(_Section):
             raise ValueError(
                 f"access_requests.approver_audience {audience!r} is an audience the bridge "
                 "accepts subject tokens or assertions with: give approver tokens their own"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _event_parties_are_known(self) -> Settings:
+        # A receiver whose tokens no trusted issuer signs, or a transmitter whose requests no
+        # store decides, would meet refusals with nothing in the logs to say why.
+        trusted = {i.issuer for i in self.oauth.trusted_issuers}
+        for receiver in self.events.transmitter.receivers:
+            if receiver.issuer not in trusted:
+                raise ValueError(
+                    f"events.transmitter.receivers: {receiver.name}'s issuer "
+                    f"{receiver.issuer!r} is not one of oauth.trusted_issuers"
+                )
+        for transmitter in self.events.transmitters:
+            if transmitter.store not in self.stores:
+                raise ValueError(
+                    f"events.transmitters: {transmitter.name}'s store {transmitter.store!r} "
+                    "is not configured"
+                )
+        # One credential, one purpose: receivers' tokens are for the stream management API.
+        management = self.events.transmitter.audience or (
+            self.server.public_url.rstrip("/") + "/ssf"
+        )
+        if self.events.transmitter.enabled and management in self.subject_token_audiences():
+            raise ValueError(
+                f"events.transmitter.audience {management!r} is an audience the bridge accepts "
+                "subject tokens or assertions with: give receivers' tokens their own"
             )
         return self
 

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .events.receivers import management_audience
 from .jose.sealing import kek_beside, load_key_encryption_key
 from .jose.signing_keys import JWKS_PATH, SigningKeys
 from .jose.trusted_issuers import TrustedIssuers
@@ -50,12 +51,15 @@ class Shared:
             kek=kek,
             keys=SigningKeys(store, kek, settings.oauth.signing_alg),
             http=http,
-            # Approver tokens are for the approver API only: never a subject token.
+            # Approver tokens are for the approver API only, receivers' tokens for the stream
+            # management API only: never a subject token.
             issuers=TrustedIssuers(
                 settings.oauth.trusted_issuers,
                 settings.issuer,
                 http,
-                reserved_audiences=frozenset({settings.approver_audience}),
+                reserved_audiences=frozenset(
+                    {settings.approver_audience, management_audience(settings)}
+                ),
             ),
         )
 

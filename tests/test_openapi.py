@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+from joserfc.jwk import ECKey
 from starlette.routing import Route
 
 from bridge.access_requests import problems
@@ -29,6 +30,7 @@ from bridge.ciba.endpoint import BACKCHANNEL_PATH
 from bridge.deferral.extension import DeferredResponses
 from bridge.deferral.models import GRANT_DEFERRED
 from bridge.errors import OAuthError
+from bridge.events.event_types import SESSION_REVOKED
 from bridge.front_door.metadata import PAR_PATH, FrontDoorMetadata
 from bridge.oauth.metadata import (
     INTROSPECTION_PATH,
@@ -36,7 +38,8 @@ from bridge.oauth.metadata import (
     TOKEN_PATH,
     authorization_server_metadata,
 )
-from bridge.settings import Settings, load_settings
+from bridge.oauth.obligations import Obligations
+from bridge.settings import EventsSettings, Settings, load_settings
 from tests.conftest import serve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +60,15 @@ PAGE_ENDPOINTS = (
     "/ciba/requests",
 )
 # These answer RFC 9457 problems; routing (405) answers in the bridge's shape.
-PROBLEM_ENDPOINTS = (f"{API_PATH}/requests", f"{API_PATH}/approvals")
+PROBLEM_ENDPOINTS = (
+    f"{API_PATH}/requests",
+    f"{API_PATH}/approvals",
+    f"{API_PATH}/forms",
+    f"{API_PATH}/catalogs",
+)
+# These answer SSF's and RFC 8935's refusals; routing (405) and faults (500) the bridge's.
+SSF_ENDPOINTS = {"/ssf/events": "SETError"}
+SSF_PREFIX = "/ssf/"
 ERROR = {"$ref": "#/components/schemas/Error"}
 OAUTH_ERROR = {"$ref": "#/components/schemas/OAuthError"}
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -85,14 +96,29 @@ def shipped_settings(state: Path) -> Settings:
     )
 
 
+def with_events(settings: Settings) -> Settings:
+    """`settings` with a transmitter to receive from and the bridge's transmitter on: the
+    routes of `[events]` (docs/events.md), served only then."""
+    transmitter = {
+        "name": "idp",
+        "issuer": "https://idp.example.com",
+        "jwks": {"keys": [ECKey.generate_key("P-256").as_dict(private=False)]},
+        "events": [SESSION_REVOKED],
+    }
+    events = {"transmitters": [transmitter], "transmitter": {"enabled": True}}
+    return settings.model_copy(update={"events": EventsSettings.model_validate(events)})
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str]]:
-    """(path, method) of every route the app serves with bridge.toml, HEAD left out."""
-    app = create_app(shipped_settings(tmp_path_factory.mktemp("openapi")))
+    """(path, method) of every route the app serves with bridge.toml (and with `[events]`
+    configured), HEAD left out."""
+    shipped = shipped_settings(tmp_path_factory.mktemp("openapi"))
     out: set[tuple[str, str]] = set()
-    for route in app.routes:
-        assert isinstance(route, Route), f"unexpected route kind: {route!r}"
-        out |= {(route.path, m.lower()) for m in route.methods or () if m != "HEAD"}
+    for settings in (shipped, with_events(shipped)):
+        for route in create_app(settings).routes:
+            assert isinstance(route, Route), f"unexpected route kind: {route!r}"
+            out |= {(route.path, m.lower()) for m in route.methods or () if m != "HEAD"}
     return out
 
 
@@ -219,6 +245,11 @@ def test_every_response_carries_request_id_and_errors_share_one_shape(
                 schema = response["content"]["application/problem+json"]["schema"]
                 assert schema == PROBLEM, (path, method, status)
                 continue
+            if path.startswith(SSF_PREFIX) and status not in ("405", "500"):
+                kind = SSF_ENDPOINTS.get(path, "StreamError")
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": f"#/components/schemas/{kind}"}, (path, status)
+                continue
             if path.startswith(PAGE_ENDPOINTS):  # their routing errors are pages too
                 assert set(response["content"]) == {"text/html"}, (path, method, status)
                 continue
@@ -294,6 +325,7 @@ def test_oauth_metadata_schema_lists_the_members_the_bridge_sends(
             "https://bridge.example.com", False, direct_deferral=deferred
         )
         extensions = [front_door, DeferredResponses(None, None, None)] if deferred else [front_door]  # type: ignore[arg-type]
+        extensions.append(Obligations())  # type: ignore[arg-type]  # always sent
         if deferred:  # CIBA rides on deferrals
             extensions.append(CibaMetadata("https://bridge.example.com"))  # type: ignore[arg-type]
         grants = ["client_credentials", GRANT_DEFERRED] if deferred else ["client_credentials"]

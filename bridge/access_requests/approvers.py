@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from ..authzen.models import EvaluationRequest, EvaluationsSemantic
 from ..authzen.pdp import PDP, policy_version
 from ..store.contract import TaskRecord
+from .actors import chain_ids
 from .steps import current_step
 from .tasks import PENDING
 
@@ -112,7 +113,8 @@ def approve_request(approver: Approver, ask: Ask) -> EvaluationRequest:
 def parties(task: TaskRecord) -> set[str]:
     """The identifiers of everyone the request was made for or through: the subject (the
     principal of the subject token or assertion a token request was built from), every
-    `sub` of its `act` chain (actor tokens, the client acting), the requesting client
+    `sub` of its `act` chain (actor tokens, the client acting) and every actor of its
+    `client.actor` chain, the requesting client
     (`client:<id>` requesters, `client.client_id`, `context.client_id`). Compared with an
     approver's `sub` as plain strings, whatever issuer named them: a coincidence refuses an
     approver who may be someone else, never the other way round."""
@@ -128,6 +130,7 @@ def parties(task: TaskRecord) -> set[str]:
         if isinstance(act.get("sub"), str):
             found.add(act["sub"])
         act = act.get("act")
+    found.update(chain_ids(task.client))  # a verified `client.actor` chain (Actor profile)
     if task.requester.startswith("client:"):
         found.add(task.requester.removeprefix("client:"))
     for holder in (task.client, task.context):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..store.contract import ApprovalRecord, TaskRecord
@@ -38,9 +39,12 @@ class ApproverActions(InboxQueries):
         items: list[int] | None = None,
         justification: str | None = None,
         approved_until: float | None = None,
+        *,
+        source: dict[str, Any] | None = None,
     ) -> TaskView:
         """Approve or deny the given pending items (all pending items when None) at the
-        step each waits on."""
+        step each waits on. `source`: what the decision came in (an event of another
+        system, `subject_events`), recorded with each of its audit entries."""
         wanted = DecisionInput(decision, items, justification, approved_until)
         wanted.check()
 
@@ -58,8 +62,11 @@ class ApproverActions(InboxQueries):
             asks = _asks(task, chosen)
             if not all(await self.approvers.allowed(approver, asks)):
                 raise Forbidden("you may not decide this access request")
+            if wanted.decision == "approve":
+                self._form_holds(task, chosen)
             version = self.approvers.version(task.pdp)
-            return decide_items(task, chosen, approver, wanted, self.settings, now, version)
+            change = decide_items(task, chosen, approver, wanted, self.settings, now, version)
+            return with_source(change, source)
 
         view = await self.transition(task_id, None, compute)
         log.info(
@@ -72,6 +79,16 @@ class ApproverActions(InboxQueries):
             view.status,
         )
         return view
+
+    def _form_holds(self, task: TaskRecord, chosen: Sequence[int]) -> None:
+        """An item is approved only while its request form holds: a catalog value retired
+        since the submission (Catalog profile) is approved by nobody; deny it instead."""
+        for n in chosen:
+            form = self.item_form(task, n)
+            if form is not None and form["problems"]:
+                raise InvalidTaskState(
+                    f"item {n}'s request form no longer holds: " + "; ".join(form["problems"])
+                )
 
     async def revoke(
         self, approval_id: str, approver: Approver | None, reason: str | None = None
@@ -156,6 +173,14 @@ class ApproverActions(InboxQueries):
         if view is None:
             raise Forbidden("you may not decide this access request")
         return view
+
+
+def with_source(change: Transition, source: dict[str, Any] | None) -> Transition:
+    """`change` with `source` in the data of each of its audit entries."""
+    if source is None:
+        return change
+    audit = [replace(e, data={**e.data, "source": source}) for e in change.audit]
+    return replace(change, audit=audit)
 
 
 def _asks(task: TaskRecord, chosen: Sequence[int]) -> list[Ask]:

@@ -38,6 +38,8 @@ from .binding_token import BindingTokens
 from .callbacks import KIND as CALLBACK_KIND
 from .callbacks import CallbackSender
 from .filing import AccessRequestFiling, EmbeddedFiling
+from .form_routes import FORM_PATHS, form_routes
+from .forms import RequestForms
 from .lifecycle import TASK_TERMINAL
 from .metadata import with_access_requests
 from .pdp import ARAPDecisionPoint
@@ -86,13 +88,18 @@ class AccessRequests:
             )
         self.urls = TaskURLs(self.endpoint, self.public_url + API_PATH + "/approvals")
         self.tokens = BindingTokens(keys, settings.issuer, self.endpoint, clock)
+        templates = TemplateCatalog(dict(folders or {}))
+        self.forms = RequestForms(
+            templates, public_url=self.public_url, api_url=self.public_url + API_PATH
+        )
         self.service = AccessRequestService(
             store,
             self.tokens,
             deciders,
             options,
             self.urls,
-            templates=TemplateCatalog(dict(folders or {})),
+            templates=templates,
+            forms=self.forms,
             max_items=settings.limits.max_batch_items,
             clock=clock,
         )
@@ -124,6 +131,7 @@ class AccessRequests:
             binding_context_members=options.binding_context_members,
             denial_lifetime_seconds=options.denial_lifetime_seconds,
             requestable_denials=options.approver_issuer is not None,
+            form_urls=self.forms.urls,
             clock=self.clock,
         )
 
@@ -139,6 +147,7 @@ class AccessRequests:
             self.approvers,
             max_body_bytes=self.settings.limits.max_body_bytes,
         )
+        routes += form_routes(self.forms, requesters)
         if self.remote is not None:
             routes = [*callback_routes(self.remote), *routes]
         return routes
@@ -154,7 +163,12 @@ class AccessRequests:
     @property
     def path_prefixes(self) -> list[str]:
         """Where this part's routes live (they all answer in problem details)."""
-        return [API_PATH + "/requests", API_PATH + "/approvals", API_PATH + "/callbacks"]
+        return [
+            API_PATH + "/requests",
+            API_PATH + "/approvals",
+            API_PATH + "/callbacks",
+            *FORM_PATHS,
+        ]
 
     def filing_for(self, pdp: PDP, http: httpx.AsyncClient) -> AccessRequestFiling:
         """Where token requests decided by `pdp` file their access requests: the remote

@@ -2,7 +2,8 @@
 
 Requesters are the default store's PEPs and authenticate exactly as they do for the AuthZEN
 API (`stores.default.auth`); the requester id a task is bound to is then derived from the
-credential: `pep:key-<digest prefix>` for an API key, `pep:<sub>` for a bearer JWT. When the
+credential: `pep:key-<digest prefix>` for an API key, `pep:<sub>` for a bearer JWT (whose
+`sub` and `act` claims are what the caller proves of who acts, `actors`). When the
 store asks for no authentication, requesters are refused unless the deployment allows
 anonymous ones (`access_requests.allow_anonymous_requesters`, local demos): they are then
 all `pep:anonymous`.
@@ -25,6 +26,7 @@ from ..authzen.pep_auth import PEPAuthenticator
 from ..jose.compact import MalformedJWS, parse_compact
 from ..jose.trusted_issuers import TrustedIssuers, UntrustedToken
 from ..settings import PEPAuthSettings
+from .actors import ActorProof
 from .approvers import Approver
 from .problems import Unauthorized
 from .service import pep_requester
@@ -47,6 +49,11 @@ class RequesterAuthenticator:
 
     async def identify(self, request: Request) -> str:
         """The requester id; raises the authenticator's `Unauthorized` (an AuthZENError)."""
+        return (await self.caller(request))[0]
+
+    async def caller(self, request: Request) -> tuple[str, ActorProof | None]:
+        """The requester id, and what its credential proves of who acts (a bearer JWT's
+        `sub` and `act`, the Actor profile); None for an API key or no credential."""
         await self._auth.authenticate(request)
         if not self._settings.enabled:
             if not self._allow_anonymous:
@@ -56,7 +63,7 @@ class RequesterAuthenticator:
                     "for a local demo)",
                     headers={"WWW-Authenticate": f'Bearer realm="{self._realm}"'},
                 )
-            return pep_requester(ANONYMOUS)
+            return pep_requester(ANONYMOUS), None
         header = self._settings.api_key_header.lower()
         credential = _credential(request.headers.get(header))
         if credential is None and header != "authorization":
@@ -64,9 +71,11 @@ class RequesterAuthenticator:
         assert credential is not None  # authenticate() accepted one
         digest = _digest(credential)
         if digest in self._keys:
-            return pep_requester("key-" + digest[:16])
-        sub = _claims(credential).get("sub")
-        return pep_requester(sub if isinstance(sub, str) and sub else "jwt-" + digest[:16])
+            return pep_requester("key-" + digest[:16]), None
+        claims = _claims(credential)
+        sub = claims.get("sub")
+        requester = pep_requester(sub if isinstance(sub, str) and sub else "jwt-" + digest[:16])
+        return requester, ActorProof.of_claims(claims)
 
 
 class ApproverAuthenticator:

@@ -1,9 +1,13 @@
 """ARAP callbacks (ARAP §12): where they may go, and their delivery from the outbox.
 
-A submission may register `callback: {endpoint, state?, events?}`. When the task reaches a
-terminal status named in `events` (all terminal statuses when `events` is absent), the
-state change queues an outbox row of kind `arap_callback`; this handler POSTs
-`{"state"?, "task", "result"?}` to the endpoint.
+A submission may register `callback: {endpoint, state?, events?}` (the ARAP Callback
+profile). `events` names terminal statuses (`approved`, `denied`, `expired`, `cancelled`,
+`failed`, `partial`; another name is refused). When the task reaches one named there (any
+terminal status when `events` is absent), the state change queues an outbox row of kind
+`arap_callback`; this handler POSTs `{"state"?, "task", "result"?}` to the endpoint: the
+task as its status endpoint answers then (a bundle's items with their own status and
+result), so the callback is enforceable as it stands, and the status endpoint stays
+authoritative.
 
 Authentication: `Authorization: Bearer <JWT>`, a JWT signed with the bridge's signing key
 (the same JWKS as access and binding tokens, `jwks_uri`), header `typ: arap-callback+jwt`,
@@ -42,9 +46,11 @@ from ..outbound import OutboundPoster, Resolver, TargetRefused, system_resolver
 from ..outbox import Delivered, GiveUp, Outcome, Retry
 from ..store.contract import OutboxRow, TaskRecord
 from .problems import BadRequest
-from .tasks import TaskURLs, TaskView
+from .tasks import CALLBACK_EVENTS, TaskURLs, TaskView
 
 KIND = "arap_callback"
+# The Callback profile's event names: the terminal statuses (`partial` for bundles).
+EVENTS = CALLBACK_EVENTS
 TYP = "arap-callback+jwt"
 TOKEN_SECONDS = 300
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
@@ -65,6 +71,13 @@ def check_callback(raw: object, *, allow_private: bool) -> dict[str, Any]:
     if events is not None:
         if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
             raise BadRequest("callback.events must be an array of strings")
+        unknown = sorted(set(events) - EVENTS)
+        if unknown:
+            # An event no task ever reaches would silently never be sent: say so now.
+            raise BadRequest(
+                f"callback.events: {', '.join(unknown)} is no event; the events are "
+                + ", ".join(sorted(EVENTS))
+            )
         out["events"] = events
     return out
 

@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..authzen.errors import PDPRequestRejected
+from .forms import FormInvalid
 from .service import AccessRequestService, DeniedEvaluation, oauth_requester
+
+
+class FormInputRequired(PDPRequestRejected):
+    """The denials are requestable only with a request form's fields (ARAP's
+    `request_schema_url`, the Catalog profile) that a token request cannot give: nothing is
+    filed. The deferred response then answers as for a plain denial; elsewhere it is a
+    `PDPError`, so nothing is ever deferred on a request that was never filed."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,10 @@ class AccessRequestFiling(Protocol):
     # tokens issued under them can be tied to them for revocation.
     local_approvals: bool
 
-    async def file(self, denied: Sequence[DeniedEvaluation], client_id: str) -> FiledRequest: ...
+    async def file(self, denied: Sequence[DeniedEvaluation], client_id: str) -> FiledRequest:
+        """The access request filed for `denied`; raises `FormInputRequired` when the
+        denials need a request form's fields, another `PDPError` when it cannot be filed."""
+        ...
 
     async def outcome(self, task_id: str) -> RequestOutcome: ...
 
@@ -53,7 +65,10 @@ class EmbeddedFiling:
         self._service = service
 
     async def file(self, denied: Sequence[DeniedEvaluation], client_id: str) -> FiledRequest:
-        task = await self._service.submit_internal(denied, client_id=client_id)
+        try:
+            task = await self._service.submit_internal(denied, client_id=client_id)
+        except FormInvalid as exc:
+            raise FormInputRequired(exc.detail, exc.status) from None
         return FiledRequest(task.id, task.expires_at, task.status)
 
     async def outcome(self, task_id: str) -> RequestOutcome:

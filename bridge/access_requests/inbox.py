@@ -16,8 +16,9 @@ from typing import Any
 from ..store.contract import ApprovalRecord, AuditEntry, TaskRecord, subject_key
 from .approvers import REVOKE_ACTION, Approver, Ask, is_party
 from .emergency import awaiting_review
+from .forms import RequestForms, form_instance
 from .notifying import Notifying
-from .problems import BadRequest
+from .problems import AccessRequestProblem, BadRequest
 from .steps import approvers_of, current_step, has_approved
 from .tasks import PENDING, TERMINAL, TaskView, approver_json
 
@@ -39,6 +40,25 @@ class Page:
 
 
 class InboxQueries(Notifying):
+    forms: RequestForms
+
+    def item_form(self, task: TaskRecord, n: int) -> dict[str, Any] | None:
+        """Item `n`'s request form as approvers read it (`forms.RequestForms.shown`), with
+        what keeps it from holding now; None when its template has no form."""
+        item = task.items[n]
+        try:
+            form = self.forms.form(task.pdp, item["template"])
+        except AccessRequestProblem:  # unreadable now: shown, and not approved, as broken
+            unread = "the template's request form cannot be read now"
+            return {"template": item["template"], "fields": [], "problems": [unread]}
+        if form is None:
+            return None
+        members = item.get("denial", {}).get("members") or []
+        instance = form_instance(
+            task.context, members, task.requested_access, item.get("requested_access")
+        )
+        return self.forms.shown(form, instance)
+
     async def approver_view(self, task: TaskRecord, approver: Approver) -> dict[str, Any] | None:
         """The task as `approver` sees it, or None when it is not theirs to see: they may
         see a request whose items policy lets them decide at the step they wait on (or
@@ -64,6 +84,10 @@ class InboxQueries(Notifying):
         ]
         review = [n for n in sorted(allowed) if awaiting_review(task.items[n])]
         body = approver_json(task, actionable, self.urls)
+        for n, shown in enumerate(body["items"]):
+            form = self.item_form(task, n)
+            if form is not None:
+                shown["form"] = form
         body["reviewable_items"] = review
         body["revoked_items"], body["revocable_items"] = await self._approvals_of(task, approver)
         body["progress"] = [self.progress_of(item) for item in task.items]

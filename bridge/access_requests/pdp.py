@@ -69,11 +69,14 @@ class ARAPDecisionPoint:
         binding_context_members: Sequence[str],
         denial_lifetime_seconds: int,
         requestable_denials: bool = True,
+        form_urls: Callable[[str, str], dict[str, str]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`pdp_id` names the store (its `policy_decision_point`); `endpoint` is the access
         request endpoint; `requestable_denials=False` keeps every denial plain (no approver
-        could act, e.g. `access_requests.approver_issuer` unset)."""
+        could act, e.g. `access_requests.approver_issuer` unset); `form_urls(pdp_id,
+        template)` gives the request form's members of a template's denials
+        (`request_schema_url`, `request_catalogs_url`; `forms.RequestForms.urls`)."""
         self.inner = inner
         self.pdp_id = pdp_id
         self._approvals = approvals
@@ -82,6 +85,7 @@ class ARAPDecisionPoint:
         self._members = relevant_members(binding_context_members)
         self._lifetime = denial_lifetime_seconds
         self._requestable = requestable_denials
+        self._form_urls = form_urls
         self._clock = clock
 
     async def evaluate(self, request: EvaluationRequest) -> Decision:
@@ -235,6 +239,7 @@ class ARAPDecisionPoint:
                 "template": template,
                 "expires_at": rfc3339(expires_at),
                 "binding_token": token,
+                **(self._form_urls(self.pdp_id, template) if self._form_urls else {}),
             },
         }
         return Decision(False, context, requestable=template)

@@ -5,6 +5,9 @@ and its denials point at its own access request service (ARAP §6 to §12, AROP 
   credentials, an `Idempotency-Key` stored before the first attempt and reused on retries,
   and a callback to `<public_url>/access/v1/callbacks` with a fresh random `state` (stored
   hashed). Deferrals wait on the row's local `rtask_` id: no remote handle reaches a client.
+  A service on another origin than the PDP's gets only denials with a `binding_token`; a
+  denial that points at a request form is filed only when the submission fills it
+  (`remote_forms`).
 - `outcome` answers from the stored row alone: a client's poll is never a network call.
 - `refresh_due` (housekeeping) reads the status of due pending rows, backing off
   exponentially with jitter (a few seconds up to a minute) and obeying `Retry-After`; an
@@ -58,8 +61,10 @@ from .remote_client import (
     read_callback,
     read_task_answer,
     retry_after,
+    same_origin,
     submission,
 )
+from .remote_forms import RemoteForms
 from .responses import problem_response
 from .service import DeniedEvaluation
 from .tasks import APPROVED, CANCELLED, EXPIRED, FAILED
@@ -109,6 +114,7 @@ class RemoteAccessRequests:
         self._store = store
         self._pdp = pdp
         self._client = ARSClient(settings, http)
+        self._forms = RemoteForms(self._client)
         self._pdp_url = str(settings.url)
         self.callback_endpoint = public_url.rstrip("/") + CALLBACK_PATH
         self._tokens = CallbackTokens(self.callback_endpoint, http)
@@ -136,7 +142,14 @@ class RemoteAccessRequests:
         if not isinstance(endpoint, str) or not origins.allows(endpoint):
             raise AccessRequestRefused("the denials name no single trusted endpoint", 400)
         state = secrets.token_urlsafe(32)
-        body = submission(denied, client_id, {"endpoint": self.callback_endpoint, "state": state})
+        body = submission(
+            denied,
+            client_id,
+            {"endpoint": self.callback_endpoint, "state": state},
+            # Another origin's service cannot resolve the PDP's evaluation ids (split ARAP).
+            binding_token_required=not same_origin(endpoint, self._pdp_url),
+        )
+        await self._forms.check([r for r in requests if isinstance(r, dict)], body, origins)
         now = self._clock()
         record = RemoteTaskRecord(
             id=LOCAL_ID_PREFIX + secrets.token_urlsafe(24),

@@ -8,9 +8,14 @@ wire and whether to believe it, whatever the bridge then does with it:
   `access_requests.allow_private_callbacks` is on, for local testing);
 - the exchange: the remote PDP's credentials on every request, redirects never followed,
   transport failures and 5xx/408/429 retried with the remote PDP's backoff;
+- what is sent: a denial whose service is not the remote PDP's own (another origin) is
+  filed only with its `binding_token` (the split ARAP: an independent service cannot
+  resolve an `evaluation_id`);
 - reading answers: a task handle is believed only with a string `id` and `status`; an item
-  counts as approved only with `result.mode = "reevaluate"` and an approval with `id` and
-  `approved_until` (ARAP §11; anything else, unknown modes included, is not approved);
+  counts as approved only with an approval with `id` and `approved_until`, and a `result`
+  whose `mode` is `reevaluate` or absent (AROP's results carry none: completion by issuance,
+  which the bridge reaches by deciding again with the approval, as for `reevaluate`);
+  anything else, unknown modes included, is not approved (ARAP §11);
 - the errors, as `PDPError`s: the token endpoint answers `server_error` and never defers.
 """
 
@@ -150,7 +155,7 @@ def _approval(result: object) -> JSONObject | None:
     approval = result.get("approval") if isinstance(result, dict) else None
     if (
         not isinstance(result, dict)
-        or result.get("mode") != REEVALUATE
+        or result.get("mode", REEVALUATE) != REEVALUATE  # absent: AROP's token issuance
         or not isinstance(approval, dict)
         or not isinstance(approval.get("id"), str)
         or not approval["id"]
@@ -177,11 +182,16 @@ def retry_after(value: str | None, now: float) -> float | None:
 
 
 def submission(
-    denied: Sequence[DeniedEvaluation], client_id: str, callback: JSONObject
+    denied: Sequence[DeniedEvaluation],
+    client_id: str,
+    callback: JSONObject,
+    *,
+    binding_token_required: bool = False,
 ) -> JSONObject:
     """ARAP §6, from the evaluations exactly as the remote PDP was sent them: one item per
     denial (a bundle with a `denial` each when there are several), `binding_token` echoed
-    byte for byte and never decoded."""
+    byte for byte and never decoded; with `binding_token_required` (a service that is not
+    the PDP's own), a denial without one is refused."""
     sent = [d.request.model_dump(exclude_none=True) for d in denied]
     first = sent[0]
     if any(
@@ -189,7 +199,11 @@ def submission(
     ):
         raise AccessRequestRefused("the denials do not share subject and context", 400)
     items = [
-        {"resource": s["resource"], "action": s["action"], "denial": _denial(d.decision_context)}
+        {
+            "resource": s["resource"],
+            "action": s["action"],
+            "denial": _denial(d.decision_context, binding_token_required),
+        }
         for s, d in zip(sent, denied, strict=True)
     ]
     body: JSONObject = {"subject": first["subject"], "context": first.get("context") or {}}
@@ -200,7 +214,7 @@ def submission(
     return {**body, "client": {"id": client_id}, "callback": callback}
 
 
-def _denial(context: JSONObject) -> JSONObject:
+def _denial(context: JSONObject, binding_token_required: bool) -> JSONObject:
     request = context.get("access_request")
     if not isinstance(request, dict):
         raise AccessRequestRefused("a denial is not requestable", 400)
@@ -212,6 +226,10 @@ def _denial(context: JSONObject) -> JSONObject:
         raise AccessRequestRefused("a requestable denial has no expires_at", 400)
     if "binding_token" not in denial and "evaluation_id" not in denial:
         raise AccessRequestRefused("a requestable denial has no binding", 400)
+    if binding_token_required and not isinstance(denial.get("binding_token"), str):
+        raise AccessRequestRefused(
+            "the access request service is not the PDP's own: a denial needs a binding_token", 400
+        )
     return denial
 
 
@@ -347,6 +365,10 @@ class ARSClient:
         for secret in filter(None, self._secrets):
             text = text.replace(secret, "***")
         return text
+
+
+def same_origin(a: str, b: str) -> bool:
+    return _origin(a) is not None and _origin(a) == _origin(b)
 
 
 def _origin(url: str) -> tuple[str, str, int] | None:

@@ -86,12 +86,12 @@ class _API:
         self.max_body = max_body_bytes
 
     async def submit(self, request: Request) -> Response:
-        requester = await self.requesters.identify(request)
+        requester, proof = await self.requesters.caller(request)
         key = request.headers.get("idempotency-key")
         if key is not None and not (0 < len(key) <= _MAX_KEY and key.isprintable()):
             raise BadRequest(f"Idempotency-Key must be 1 to {_MAX_KEY} printable characters")
         body = await read_json_object(request, self.max_body)
-        view = await self.service.submit(body, requester, key)
+        view = await self.service.submit(body, requester, key, proof=proof)
         headers = {**NO_STORE, "Location": self.service.urls.status(view.id)}
         return JSONResponse(view.to_json(self.service.urls), status_code=202, headers=headers)
 

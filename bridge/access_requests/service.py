@@ -6,6 +6,11 @@ them. The token endpoint files its access requests through `submit_internal`, un
 same rules. Requester ids are namespaced: `pep:<id>` for callers of the HTTP API,
 `client:<client_id>` for the OAuth clients the token endpoint files for, so neither can
 read the other's tasks. What approvers do is in `approving.ApproverActions`.
+
+Beside the binding, a submission is checked against the companion profiles: a claimed
+`client.actor` must be proven by the caller's credential (`actors`, the Actor profile), and
+each item must carry what its template's request form requires (`forms`, the Catalog
+profile).
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ from ..store.contract import (
     subject_key,
 )
 from . import audit_events, callbacks
+from .actors import ActorProof, actor_from_act, read_client, verify_actor
 from .approvers import Approver, ApproverPolicy
 from .approving import ApproverActions
 from .binding import CanonicalizationError, digest, entity_json
 from .binding_token import BindingTokens
 from .emergency import Emergencies
+from .forms import RequestForms, form_instance
 from .lifecycle import RETENTION_SECONDS, TASK_TERMINAL, ServiceStore, Transition
 from .notices import DECIDE, ApprovalNeeded
 from .problems import (
@@ -81,16 +88,19 @@ class AccessRequestService(ApproverActions):
         urls: TaskURLs,
         *,
         templates: TemplateCatalog | None = None,
+        forms: RequestForms | None = None,
         max_items: int = 100,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`deciders`: each embedded store's inner (Cedar) PDP by PDP identifier; they
         decide who may approve. `templates`: each store's approval templates (none: every
-        template is one step needing one approval)."""
+        template is one step needing one approval); `forms`: their request forms."""
         super().__init__(store, clock)
         self.tokens = tokens
         self.approvers = ApproverPolicy(deciders)
         self.templates = templates or TemplateCatalog({})
+        api_url = urls.requests_url.rsplit("/", 1)[0]
+        self.forms = forms or RequestForms(self.templates, public_url="", api_url=api_url)
         self.emergencies = Emergencies(self.approvers, settings)
         self.settings = settings
         self.urls = urls
@@ -99,10 +109,21 @@ class AccessRequestService(ApproverActions):
     # -- requesters ---------------------------------------------------------------------
 
     async def submit(
-        self, body: JSONObject, requester: str, idempotency_key: str | None
+        self,
+        body: JSONObject,
+        requester: str,
+        idempotency_key: str | None,
+        *,
+        proof: ActorProof | None = None,
     ) -> TaskView:
-        """ARAP §6: a new pending task, or the task an equal earlier submission made."""
+        """ARAP §6: a new pending task, or the task an equal earlier submission made.
+        `proof`: what the caller's credential proves of who acts (a `client.actor` it does
+        not prove is refused)."""
         now = self.clock()
+        subject = body.get("subject")
+        verify_actor(
+            read_client(body.get("client")), subject if isinstance(subject, dict) else {}, proof
+        )
         idempotency, body_hash = None, ""
         if idempotency_key is not None:
             try:
@@ -123,6 +144,16 @@ class AccessRequestService(ApproverActions):
         if not submission.bundle and submission.requested_access is not None:
             # A single request's `requested_access` is its one item's (its words, its end).
             bound.items[0].setdefault("requested_access", submission.requested_access)
+        for n, item in enumerate(bound.items):
+            form = self.forms.form(bound.pdp, item["template"])
+            if form is not None:
+                instance = form_instance(
+                    submission.context,
+                    item["denial"]["members"],
+                    submission.requested_access,
+                    item.get("requested_access"),
+                )
+                self.forms.check(form, instance, f"items[{n}]" if submission.bundle else "it")
         for item in bound.items:
             item.update(initial_steps(self.templates.template(bound.pdp, item["template"]), now))
         task = TaskRecord(
@@ -198,11 +229,16 @@ class AccessRequestService(ApproverActions):
     ) -> TaskView:
         """The token endpoint's submission for `client_id`: one denial → a single request,
         several → a bundle with a denial per item. All must share subject and context (one
-        token request). Raises the same problems as `submit`."""
+        token request). The token request's `act` chain (in the subject, as the token
+        endpoint verified it) becomes `client.actor`, and proves a `client.actor` given in
+        `client`. Raises the same problems as `submit`."""
         if not denied:
             raise NotRequestable("nothing was denied")
         first = denied[0].request
-        body: JSONObject = {"subject": entity_json(first.subject), "context": first.context or {}}
+        subject = entity_json(first.subject)
+        body: JSONObject = {"subject": subject, "context": first.context or {}}
+        act = (subject.get("properties") or {}).get("act")
+        act = act if isinstance(act, dict) else None
         items = [
             {
                 "resource": entity_json(d.request.resource),
@@ -216,9 +252,10 @@ class AccessRequestService(ApproverActions):
             body.update(items[0])
         else:
             body["items"] = items
-        if client is not None:
-            body["client"] = client
-        return await self.submit(body, oauth_requester(client_id), idempotency_key)
+        filed_for = {"id": client_id, **({"actor": actor_from_act(act)} if act else {})}
+        body["client"] = {**filed_for, **(client or {})}
+        proof = ActorProof(subject.get("id"), act)
+        return await self.submit(body, oauth_requester(client_id), idempotency_key, proof=proof)
 
     async def status(self, task_id: str, requester: str) -> TaskView:
         return TaskView(await self.fetch(task_id, requester))

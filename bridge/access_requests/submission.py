@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..authzen.models import Action, JSONObject, Resource, Subject, describe
+from .actors import read_client
 from .binding import entity_json
 from .callbacks import check_callback
 from .problems import BadRequest, InvalidDenialBinding, NotRequestable
@@ -75,7 +76,7 @@ def parse_submission(
             if body.get("callback") is None
             else check_callback(body["callback"], allow_private=allow_private_callbacks)
         ),
-        client=_object(body.get("client"), "client"),
+        client=read_client(body.get("client")),
     )
 
 

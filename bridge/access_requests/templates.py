@@ -12,6 +12,7 @@ from pathlib import Path
 from ..approval_templates import (
     DEFAULT_STEP,
     TEMPLATES_FILE,
+    CatalogField,
     Step,
     Template,
     TemplatesError,
@@ -39,6 +40,16 @@ class TemplateCatalog:
         known = self._loaded.get(pdp, (None, {}))[1]
         return known.get(name) or default_template(name)
 
+    def templates_of(self, pdp: str) -> dict[str, Template]:
+        """The templates the store's `approvals.toml` names (those it does not name are
+        the default)."""
+        self._refresh(pdp)
+        return dict(self._loaded.get(pdp, (None, {}))[1])
+
+    def folder(self, pdp: str) -> Path | None:
+        """The store's folder, where its forms and catalogs are."""
+        return self._folders.get(pdp)
+
     def _refresh(self, pdp: str) -> None:
         folder = self._folders.get(pdp)
         if folder is None:
@@ -63,6 +74,7 @@ class TemplateCatalog:
 __all__ = [
     "DEFAULT_STEP",
     "TEMPLATES_FILE",
+    "CatalogField",
     "Step",
     "Template",
     "TemplateCatalog",

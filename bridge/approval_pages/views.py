@@ -27,6 +27,10 @@ class ItemView:
     approved_until: str | None
     revoked: bool = False  # its approval was withdrawn: nothing left to revoke
     revocable: bool = False  # its approval is in force and the viewer may revoke it
+    # Its request form, field by field in the form's words (title, what was given), and
+    # what keeps the form from holding now.
+    form: tuple[tuple[str, str], ...] = ()
+    form_problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class RequestView:
     emergency: bool
     items: tuple[ItemView, ...]
     why: tuple[tuple[str, str], ...]  # (template, its description)
+    source: tuple[tuple[str, str], ...] = ()  # where the request came from (client.source)
 
     @property
     def actionable(self) -> bool:
@@ -97,6 +102,10 @@ def request_view(body: Mapping[str, Any]) -> RequestView:
                 approved_until=_when_text(approval.get("approved_until")) or None,
                 revoked=n in revoked,
                 revocable=n in revocable,
+                form=form_fields(item.get("form")),
+                form_problems=tuple(
+                    str(p) for p in ((item.get("form") or {}).get("problems") or [])
+                ),
             )
         )
     subject = body.get("subject") or {}
@@ -119,13 +128,43 @@ def request_view(body: Mapping[str, Any]) -> RequestView:
         why=tuple(
             (name, str((about or {}).get("description") or "")) for name, about in templates.items()
         ),
+        source=source_lines(body.get("client")),
     )
+
+
+def form_fields(form: Any) -> tuple[tuple[str, str], ...]:
+    """A request form's fields as lines: its title, and the value given in words (a catalog
+    item's label beside its value); "(not given)" for a required field left out."""
+    lines = []
+    for field in (form or {}).get("fields") or []:
+        if "value" not in field:
+            shown = "(not given)"
+        elif isinstance(field["value"], str):
+            shown = field["value"]
+        else:
+            shown = json.dumps(field["value"], ensure_ascii=False)
+        if isinstance(field.get("label"), str):
+            shown = f"{field['label']} ({shown})"
+        lines.append((str(field.get("title") or field.get("name") or ""), shown))
+    return tuple(lines)
+
+
+_SOURCE = {"session_id": "Session", "external_url": "Link", "integration_id": "Integration"}
+
+
+def source_lines(client: Any) -> tuple[tuple[str, str], ...]:
+    """Where the request came from (the Actor profile's `client.source`): for the record."""
+    source = client.get("source") if isinstance(client, dict) else None
+    if not isinstance(source, dict):
+        return ()
+    return tuple((words, str(source[name])) for name, words in _SOURCE.items() if name in source)
 
 
 def act_chain(subject: Mapping[str, Any], client: Any, context: Mapping[str, Any]) -> list[str]:
     """Who the request came through: each actor of `subject.properties.act` (the client
-    acting for the person, the agent acting for that client, ...), then the client named
-    by the submission or the context when the chain does not already name it."""
+    acting for the person, the agent acting for that client, ...), each of the verified
+    `client.actor` chain not named already, then the client named by the submission or the
+    context when the chain does not already name it."""
     chain: list[str] = []
     properties = subject.get("properties")
     act = properties.get("act") if isinstance(properties, dict) else None
@@ -135,6 +174,10 @@ def act_chain(subject: Mapping[str, Any], client: Any, context: Mapping[str, Any
         if isinstance(act.get("sub"), str):
             chain.append(act["sub"])
         act = act.get("act")
+    actor = client.get("actor") if isinstance(client, dict) else None
+    if isinstance(actor, dict):
+        links = [actor.get("id"), *_subs(actor.get("act"))]
+        chain += [link for link in links if isinstance(link, str) and link not in chain]
     named = None
     if isinstance(client, dict):
         named = client.get("id") or client.get("client_id")
@@ -142,6 +185,16 @@ def act_chain(subject: Mapping[str, Any], client: Any, context: Mapping[str, Any
     if isinstance(named, str) and named not in chain:
         chain.append(named)
     return chain
+
+
+def _subs(act: Any) -> list[Any]:
+    subs = []
+    for _ in range(16):
+        if not isinstance(act, dict):
+            break
+        subs.append(act.get("sub"))
+        act = act.get("act")
+    return subs
 
 
 def who(actor: str | None) -> str:

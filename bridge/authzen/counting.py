@@ -17,7 +17,7 @@ from .models import (
     SearchResult,
     SubjectSearchRequest,
 )
-from .pdp import PDP
+from .pdp import PDP, policy_version
 
 
 class CountedPDP:
@@ -26,6 +26,10 @@ class CountedPDP:
         self._permit = DECISIONS.labels(store, "permit")
         self._deny = DECISIONS.labels(store, "deny")
         self._error = DECISIONS.labels(store, "error")
+
+    def policy_version(self) -> str | None:
+        """The counted PDP's (continuous evaluation keys its answers by it)."""
+        return policy_version(self._pdp)
 
     async def evaluate(self, request: EvaluationRequest) -> Decision:
         try:

@@ -10,7 +10,8 @@ travel (credentials, retries, status codes) is `remote_transport.py`.
 - Access Evaluations goes out as one batch request when the PDP has the endpoint, otherwise
   it is emulated with concurrent single evaluations. Either way the short-circuit semantic is
   applied locally as well.
-- Searches follow `page.next_token` to the end and return every result in one list.
+- Searches follow `page.next_token` to the end and return every result in one list; a
+  result that carries obligations is left out (the bridge carries none out on results).
 - Every answer is checked against the shape the API defines before it is believed.
 """
 
@@ -258,6 +259,10 @@ def _search_page(answer: object, kind: SearchKind, where: str) -> tuple[list[JSO
             type_, id_ = item.get("type"), item.get("id")
             if not isinstance(type_, str) or not isinstance(id_, str):
                 raise PDPProtocolError(f"{where}: result {i} needs string type and id")
+            if _has_obligations(item):
+                # The obligations profile's Search rule: a result whose obligations the PEP
+                # cannot comply with is left out, and the bridge carries none out on results.
+                continue
             results.append({"type": type_, "id": id_})
     page = answer.get("page")
     if page is None:
@@ -270,3 +275,11 @@ def _search_page(answer: object, kind: SearchKind, where: str) -> tuple[list[JSO
     if not isinstance(next_token, str):
         raise PDPProtocolError(f"{where}: page.next_token is not a string")
     return results, next_token
+
+
+def _has_obligations(item: JSONObject) -> bool:
+    """A search result carrying obligations: as a member (the merged draft), or in its
+    `context` (the first draft)."""
+    context = item.get("context")
+    inner = context.get("obligations") if isinstance(context, dict) else None
+    return bool(item.get("obligations") or inner)

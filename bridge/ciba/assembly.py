@@ -84,7 +84,13 @@ class Ciba:
         self.pages = CibaPages(
             store, self.decisions, front_door.sessions, front_door.sign_in, front_door.pages
         )
-        grant = CibaGrant(deferrals.service, deferrals.reevaluation, deferrals.filing, oauth.issuer)
+        grant = CibaGrant(
+            deferrals.service,
+            deferrals.reevaluation,
+            deferrals.filing,
+            oauth.issuer,
+            oauth.decision,
+        )
         oauth.install(CibaMetadata(settings.issuer), grants=(grant,))
 
     def routes(self) -> list[BaseRoute]:

@@ -48,7 +48,9 @@ class Deferrals:
         self.filing = filing
         self.reevaluation = Reevaluation(pdp, filing, self.service)
         self.extension = DeferredResponses(self.service, filing, oauth.profiles)
-        self.grant = DeferredGrant(self.service, self.reevaluation, filing, oauth.issuer)
+        self.grant = DeferredGrant(
+            self.service, self.reevaluation, filing, oauth.issuer, oauth.decision
+        )
         oauth.install(self.extension, grants=(self.grant,))
 
     def direct(self, oauth: OAuth) -> DirectDeferral:

@@ -13,7 +13,7 @@ The deferred grant then checks the `code_verifier` on the first poll only (`pkce
 
 from __future__ import annotations
 
-from ..access_requests.filing import AccessRequestFiling
+from ..access_requests.filing import AccessRequestFiling, FormInputRequired
 from ..authzen.models import requestable_denial
 from ..front_door.authorization_code_grant import consented_access
 from ..front_door.authorization_request import AuthorizationRequest
@@ -71,16 +71,19 @@ class DirectDeferral:
         denied = [d for d in decisions if not d.decision]
         if not denied or not all(requestable_denial(d) for d in denied):
             return None  # nothing to approve, or nothing an approval could change
-        body = await file_and_defer(
-            self._deferrals,
-            self._filing,
-            self._profiles,
-            client=client,
-            jkt=asked.dpop_jkt,
-            asked=asked_of(GRANT_AUTHORIZATION_CODE, principal, access),
-            planned=planned,
-            decisions=decisions,
-            extra={PKCE_MEMBER: {"code_challenge": asked.code_challenge}},
-            ping=False,
-        )
+        try:
+            body = await file_and_defer(
+                self._deferrals,
+                self._filing,
+                self._profiles,
+                client=client,
+                jkt=asked.dpop_jkt,
+                asked=asked_of(GRANT_AUTHORIZATION_CODE, principal, access),
+                planned=planned,
+                decisions=decisions,
+                extra={PKCE_MEMBER: {"code_challenge": asked.code_challenge}},
+                ping=False,
+            )
+        except FormInputRequired:
+            return None  # needs a request form nobody filled: a code, and a plain denial
         return DeferredAuthorization(body["deferral_code"], body["expires_in"], body["interval"])

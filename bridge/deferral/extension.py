@@ -3,7 +3,9 @@
 - a client opts in with `completion_mode=deferred`; a public client must then send DPoP;
 - on a requestable denial, one access request is filed for everything denied and the
   deferred response (400 `authorization_pending` with the code) answers instead of the
-  refusal; the client then polls with the deferred grant (`grant.DeferredGrant`);
+  refusal; the client then polls with the deferred grant (`grant.DeferredGrant`). A denial
+  requestable only with a request form the token request does not fill is not filed
+  (`FormInputRequired`): the refusal of a plain denial answers;
 - the same request again while that deferral is pending files nothing: it gets the same code
   back, with the seconds the code has left (AROP §3, "idempotent submission");
 - the revocation endpoint cancels a deferral code (and, when it was the last one waiting, its
@@ -18,7 +20,7 @@ from typing import Any, NoReturn
 
 import rfc8785
 
-from ..access_requests.filing import AccessRequestFiling
+from ..access_requests.filing import AccessRequestFiling, FormInputRequired
 from ..authzen.models import Decision, requestable_denial
 from ..errors import InvalidRequest
 from ..oauth.clients import Client
@@ -75,10 +77,17 @@ class DeferredResponses(NoExtension):
         if not (opted_in(request) and request.client.allows_grant(GRANT_DEFERRED)):
             return  # not opted in, or not allowed to poll: a deferral could not be collected
         if all(requestable_denial(d) for d in decisions if not d.decision):
-            await self._defer(request, grant_type, principal, access, planned, decisions)
+            try:
+                await self._defer(request, grant_type, principal, access, planned, decisions)
+            except FormInputRequired as exc:
+                # Requestable only with a request form a token request cannot fill: nothing
+                # was filed, and the token endpoint answers as for a plain denial.
+                log.info(
+                    "a deferred request of %s was not filed: %s", request.client.client_id, exc
+                )
 
     def denial_hint(self, decision: Decision) -> str | None:
-        if requestable_denial(decision):
+        if requestable_denial(decision) and not needs_form(decision):
             return "it can be approved: retry with completion_mode=deferred"
         return None
 
@@ -135,6 +144,15 @@ class DeferredResponses(NoExtension):
 
     def metadata(self) -> dict[str, Any]:
         return {"deferred_token_response_supported": True}
+
+
+def needs_form(decision: Decision) -> bool:
+    """Whether the denial asks for a request form (ARAP's `request_schema_url`, the Catalog
+    profile's `request_catalogs_url`), which a token request may not be able to fill."""
+    access = (decision.context or {}).get("access_request")
+    return isinstance(access, dict) and (
+        "request_schema_url" in access or "request_catalogs_url" in access
+    )
 
 
 def request_identity(client_id: str, jkt: str | None, request: Mapping[str, Any]) -> bytes | None:

@@ -3,7 +3,9 @@ client polls with its `deferral_code` until the deferred request is settled.
 
 A poll may not change the request (DTR §4.1): `authorization_details`, `scope`, `resource`
 and `completion_mode` are refused. An approved code is decided once more before it is spent
-(single use, one compare-and-set), and the token is capped by the approval's end.
+(single use, one compare-and-set): the decisions' obligations carried out (one that cannot
+be is a denial; nobody can sign in again here, so a step-up is one), the authorization
+claims searched, and the token is capped by the approval's end.
 
 Other polling grants redeem their own kind of deferral the same way (`redeem`): CIBA's
 (`bridge.ciba.grant`) is this class with another grant type and parameter.
@@ -17,9 +19,11 @@ from typing import Any
 from ..access_requests.filing import AccessRequestFiling
 from ..authzen.models import Subject
 from ..errors import AccessDenied, InvalidGrant
+from ..oauth.access_decision import AccessDecision
 from ..oauth.grants.base import Principal, TokenRequest
 from ..oauth.issuance import Issuer
 from ..oauth.issuance_shaping import NotAsApproved
+from ..oauth.pdp_mapping import Granted
 from .models import DEFERRAL_CODE_HANDLE, GRANT_DEFERRED, DeferralExpired
 from .pkce import PKCEFailed
 from .reevaluation import Reevaluation
@@ -41,11 +45,13 @@ class DeferredGrant:
         reevaluation: Reevaluation,
         filing: AccessRequestFiling,
         issuer: Issuer,
+        decision: AccessDecision,
     ) -> None:
         self._deferrals = deferrals
         self._reevaluation = reevaluation
         self._filing = filing
         self._issuer = issuer
+        self._decision = decision
 
     async def token(self, request: TokenRequest) -> dict[str, Any]:
         code = request.form.require("deferral_code")
@@ -70,6 +76,7 @@ class DeferredGrant:
                 await cancel_quietly(self._filing, ended.task_id, client.client_id)
             raise
         snapshot = ready.snapshot
+        principal = _principal(snapshot["principal"])
         ok, until, decided = await self._reevaluation.redecide(snapshot, ready.approvals)
         shape = None
         try:
@@ -80,36 +87,52 @@ class DeferredGrant:
                 )
         except NotAsApproved:
             ok = False
+        if ok:
+            honoured = await self._decision.obligations.enforce(
+                *decided,
+                grant_type=self.grant_type,
+                client_id=client.client_id,
+                principal=principal,
+            )
+            ok = all(d.decision for d in honoured)
         if not ok:
             await self._deferrals.deny(ready)
             raise AccessDenied("the request is not permitted")
+        granted = Granted(snapshot["details"], snapshot["scope"], snapshot["resource"], shape)
+        # Searched before the code is spent: a refusal then leaves it to be polled again.
+        context = decided[0][0].context if decided[0] else None
+        claims = await self._decision.authorization_claims(principal, context, granted)
         if not await self._deferrals.redeem(ready):
             # Someone else changed the code meanwhile (a concurrent poll redeemed it, a
             # revocation cancelled it, it expired): answer as its state now says.
             await self._deferrals.poll(client, code, jkt, handle=handle)
             raise InvalidGrant("the deferral code was already redeemed")
-        principal = snapshot["principal"]
         caps = [t for t in (until, ready.approved_until) if t is not None]
         return await self._issuer.issue(
             grant_type=snapshot["grant_type"],
             client=client,
-            principal=Principal(
-                subject=Subject.model_validate(principal["subject"]),
-                token_sub=principal["token_sub"],
-                act=principal.get("act"),
-            ),
+            principal=principal,
             details=snapshot["details"],
             scope=snapshot["scope"],
             resource=snapshot["resource"],
             proof=proof,
             not_after=min(caps) if caps else None,
             shape=shape,
+            authorization_claims=claims,
             approvals=(
                 [str(a["id"]) for a in ready.approvals if a.get("id")]
                 if self._filing.local_approvals
                 else ()
             ),
         )
+
+
+def _principal(stored: dict[str, Any]) -> Principal:
+    return Principal(
+        subject=Subject.model_validate(stored["subject"]),
+        token_sub=stored["token_sub"],
+        act=stored.get("act"),
+    )
 
 
 async def cancel_quietly(filing: AccessRequestFiling, task_id: str, client_id: str) -> None:

@@ -28,7 +28,12 @@ from ..outbound import Resolver, system_resolver
 from ..outbox import Outcome
 from ..settings import DeferralSettings
 from ..store.contract import OutboxRow, OutboxStore
-from ..store.contract.deferrals import PENDING, DeferralRecord, PingBuilder
+from ..store.contract.deferrals import (
+    PENDING,
+    DeferralRecord,
+    PingBuilder,
+    snapshot_subject_key,
+)
 from .answers import check_binding, error_for
 from .codes import MAX_CODE_LENGTH, DeferralKeys, SealError, new_code
 from .models import (
@@ -159,6 +164,8 @@ class DeferralService:
                     else None
                 ),
                 dedupe_key=dedupe_key,
+                # A revoked session ends every deferral of its subject (bridge.events).
+                subject_key=snapshot_subject_key(snapshot),
             )
         )
         return {
@@ -356,6 +363,12 @@ class DeferralService:
     async def deliver_ping(self, row: OutboxRow) -> Outcome:
         """The outbox handler for rows of kind `deferral_ping`."""
         return await self._pings(row)
+
+    def pings(self, now: float) -> PingBuilder:
+        """The ping of a deferral someone else's transaction settles at `now` (a subject's
+        revocation denies its deferrals, `bridge.events`): built from the row inside it,
+        as `deferral_resolve` builds its own."""
+        return self._ping_builder(now, [])
 
     # -- helpers ----------------------------------------------------------------------------
 

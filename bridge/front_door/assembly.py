@@ -33,6 +33,7 @@ from .pending_sign_in import PendingSignIns
 from .sessions import Sessions
 from .sign_in import CALLBACK_PATH, SignIn
 from .sign_in_methods import SignInMethods
+from .step_up import StepUpHandler
 
 # Expired requests, codes and throttle windows go every this many housekeeping passes.
 PURGE_EVERY_PASSES = 12
@@ -99,6 +100,10 @@ class FrontDoor:
         oauth.install(
             FrontDoorMetadata(issuer, require_pushed, direct_deferral=self.direct_deferral),
             grants=(AuthorizationCodeGrant(store),),
+        )
+        # A PDP's step-up obligation: the person signs in again (RFC 9470).
+        oauth.obligations.register(
+            StepUpHandler(local_accounts=options.local_accounts, upstream=upstream is not None)
         )
 
     def install_deferral(self, deferral: AuthorizationDeferral) -> None:

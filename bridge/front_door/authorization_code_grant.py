@@ -90,6 +90,8 @@ class AuthorizationCodeGrant(PrincipalGrant):
             subject=subject_for(person, record.client_id),
             token_sub=person.name,
             family_id=family,
+            # How they signed in: what a step-up obligation is checked against (step_up).
+            authentication=person.authentication() or None,
         )
         # What was consented, with what the extensions read of this request (completion_mode).
         consented = TokenRequest(

@@ -1,5 +1,6 @@
-"""The authorization request (RFC 6749 §4.1.1, with RFC 7636, RFC 9396, RFC 8707 and
-RFC 9449 §10), read and checked once, the same way at `/authorize` and at `/par`.
+"""The authorization request (RFC 6749 §4.1.1, with RFC 7636, RFC 9396, RFC 8707,
+RFC 9449 §10 and RFC 9470 §4's `acr_values`), read and checked once, the same way at
+`/authorize` and at `/par`.
 
 Two steps, because they fail differently (§4.1.2.1): `redirect_target` finds the client and
 the exact registered redirect URI — failing, nobody is redirected; `read_authorization_request`
@@ -20,6 +21,7 @@ from ..oauth.requested_access import read_asked_access
 from ..rar.profiles import ProfileSet
 from .errors import NotRedirectable, RequestNotSupported
 from .pkce import check_challenge
+from .step_up import read_acr_values
 
 RESPONSE_MODES = ("query", "form_post")
 _JKT = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url SHA-256 JWK thumbprint (RFC 7638)
@@ -41,6 +43,9 @@ class AuthorizationRequest:
     # must then say it too. With direct deferral on, it is also the client's opt-in to a
     # deferral code in the authorization response (DTR PR #47).
     deferral_hint: bool = False
+    # RFC 9470 §4 (OpenID Connect Core §3.1.2.1): the sign-ins the client asks for, after a
+    # step-up refused its token (`step_up`).
+    acr_values: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +113,7 @@ def read_authorization_request(
     dpop_jkt = form.get("dpop_jkt")
     if dpop_jkt is not None and not _JKT.match(dpop_jkt):
         raise InvalidRequest("dpop_jkt is not a base64url SHA-256 JWK thumbprint")
+    acr_values = read_acr_values(form.get("acr_values"))
     return AuthorizationRequest(
         client_id=client.client_id,
         redirect_uri=redirect_uri,
@@ -119,4 +125,5 @@ def read_authorization_request(
         resource=access.resource,
         dpop_jkt=dpop_jkt,
         deferral_hint=defers(form.get("completion_mode")),
+        acr_values=acr_values,
     )

@@ -55,7 +55,11 @@ class ConsentView:
             self._profiles,
             self._max_evaluations,
         )
-        principal = Principal(subject=subject_for(person, client.client_id), token_sub=person.name)
+        principal = Principal(
+            subject=subject_for(person, client.client_id),
+            token_sub=person.name,
+            authentication=person.authentication() or None,
+        )
         # Planned as /token will plan it (the deployment's mapping), so the preview asks
         # the PDP what the token request will ask.
         planned = self._decision.plan(

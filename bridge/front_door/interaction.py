@@ -9,7 +9,9 @@
 
 An interaction belongs to the browser that started it (its cookie's browser id); from any
 other browser its URL shows only an error page. Every form carries a CSRF token derived
-from the session id, which sign-in rotates.
+from the session id, which sign-in rotates. A request with `acr_values` (a step-up,
+`step_up`) needs a sign-in of one of them: a session without one signs in again first, and
+when no method here can give one the client gets `unmet_authentication_requirements`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .pushed_requests import end_interaction, find_interaction
 from .sessions import BrowserState, Sessions
 from .sign_in import SignIn, SignInStop
 from .sign_in_continuation import Continuation
+from .step_up import UnmetAuthenticationRequirements, meets
 
 log = logging.getLogger("bridge.front_door.interaction")
 
@@ -68,11 +71,17 @@ class Interactions:
         try:
             uid, state, asked = await self._interaction(request)
             person = await self._sessions.person(state)
-            if person is None:
-                return await self._sign_in.page(
-                    state, Continuation.to_interaction(uid), client_name=asked.client_id
-                )
-            return await self._consent_page(uid, state, asked, person)
+            if person is not None and meets(person, asked.acr_values):
+                return await self._consent_page(uid, state, asked, person)
+            if not self._sign_in.can_reach(asked.acr_values):
+                error = UnmetAuthenticationRequirements("no sign-in here reaches the acr_values")
+                return await self._sign_in.end_with_error(uid, state, error)
+            return await self._sign_in.page(
+                state,
+                _continuation(uid, asked),
+                client_name=asked.client_id,
+                step_up=person is not None,
+            )
         except SignInStop as stop:
             return stop.response
 
@@ -84,7 +93,7 @@ class Interactions:
             uid, state, asked = await self._interaction(request)
             self._check_csrf(state, form)
             return await self._sign_in.with_password(
-                request, form, state, Continuation.to_interaction(uid), asked.client_id
+                request, form, state, _continuation(uid, asked), asked.client_id
             )
         except SignInStop as stop:
             return stop.response
@@ -94,9 +103,9 @@ class Interactions:
     async def sign_in_upstream(self, request: Request) -> Response:
         try:
             form = await self._sign_in.form(request)
-            uid, state, _ = await self._interaction(request)
+            uid, state, asked = await self._interaction(request)
             self._check_csrf(state, form)
-            return await self._sign_in.to_provider(state, Continuation.to_interaction(uid))
+            return await self._sign_in.to_provider(state, _continuation(uid, asked))
         except SignInStop as stop:
             return stop.response
 
@@ -105,11 +114,14 @@ class Interactions:
     async def decide(self, request: Request) -> Response:
         try:
             form = await self._sign_in.form(request)
-            uid, state, _ = await self._interaction(request)
+            uid, state, pending = await self._interaction(request)
             self._check_csrf(state, form)
             person = await self._sessions.person(state)
             if person is None:
                 raise SignInStop(self._error("Your sign-in has ended. Start again.", 401))
+            if not meets(person, pending.acr_values):
+                # The consent page was not shown to this sign-in (`show`).
+                raise SignInStop(self._error("This request needs you to sign in again.", 401))
             decision = form.get("decision")
             if decision not in ("approve", "decline"):
                 raise SignInStop(self._error("Choose Allow or Decline.", 400))
@@ -241,3 +253,7 @@ class Interactions:
 
     def _error(self, message: str, status: int = 400) -> Response:
         return self._sign_in.error_page(message, status)
+
+
+def _continuation(uid: str, asked: AuthorizationRequest) -> Continuation:
+    return Continuation.to_interaction(uid, tuple(asked.acr_values))

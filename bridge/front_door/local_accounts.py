@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .person import Person
+from .step_up import LOCAL_PASSWORD_ACR, LOCAL_PASSWORD_AMR
 
 log = logging.getLogger("bridge.front_door.accounts")
 
@@ -126,4 +128,12 @@ class LocalAccounts:
             return None
         if account is None:
             return None
-        return Person(account.name, account.subject_type, dict(account.properties), "local")
+        return Person(
+            account.name,
+            account.subject_type,
+            dict(account.properties),
+            "local",
+            acr=LOCAL_PASSWORD_ACR,
+            amr=LOCAL_PASSWORD_AMR,
+            auth_time=int(time.time()),
+        )

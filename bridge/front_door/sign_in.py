@@ -8,7 +8,10 @@ form, the organisation's OpenID Provider, or both.
 
 An authorization request's own sign-in page (/interaction/{uid}) runs the same checks with
 the interaction as its `Continuation`; a person who declines at the provider there sends
-`access_denied` back to the client, as a decline on the consent page does.
+`access_denied` back to the client, as a decline on the consent page does. When the request
+asked for `acr_values` (a step-up, `step_up`), only the methods that can reach one are
+offered, the provider is asked for them, and a sign-in that reached none of them sends
+`unmet_authentication_requirements` back instead of going on to consent.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ..errors import AccessDenied, InvalidRequest
+from ..errors import AccessDenied, InvalidRequest, OAuthError
 from ..oauth.form import Form, read_form
 from ..settings import Settings
 from ..store.contract import FrontDoorStore
@@ -39,12 +42,14 @@ from .pushed_requests import end_interaction
 from .sessions import BrowserState, Sessions, establish_session
 from .sign_in_continuation import Continuation
 from .sign_in_methods import SignInMethods
+from .step_up import UnmetAuthenticationRequirements, local_password_reaches, meets
 
 log = logging.getLogger("bridge.front_door.sign_in")
 
 CALLBACK_PATH = "/sign-in/callback"
 GENERIC_SIGN_IN_ERROR = "The user name or the password is not right."
 THROTTLED = "Too many failed sign-ins. Wait a few minutes and try again."
+PASSWORD_TOO_WEAK = "This application asks for a stronger sign-in than a password."
 NO_PENDING = (
     "This sign-in was already finished, has expired, or was started in another browser. "
     "Start again."
@@ -91,8 +96,12 @@ class SignIn:
         error: str | None = None,
         username: str = "",
         status: int = 200,
+        step_up: bool = False,
     ) -> Response:
+        """The sign-in page, with the methods that can give what the continuation needs
+        (`step_up`: the person is signed in, and signs in again for a stronger sign-in)."""
         upstream = self._methods.upstream
+        password = self._methods.accounts and local_password_reaches(continuation.acr_values)
         return self._pages.render(
             "sign_in.html",
             status=status,
@@ -103,10 +112,17 @@ class SignIn:
             error=error,
             username=username,
             next_path=None if continuation.interaction else continuation.next_path,
-            password_action=continuation.password_action if self._methods.accounts else None,
+            password_action=continuation.password_action if password else None,
+            step_up=step_up,
             upstream_action=continuation.upstream_action if upstream else None,
             upstream_name=upstream.display_name if upstream else None,
         )
+
+    def can_reach(self, acr_values: list[str]) -> bool:
+        """Whether a sign-in method here may give one of `acr_values`: a local password its
+        own acr; the provider whatever it is asked for (checked when the person is back)."""
+        password = self._methods.accounts is not None and local_password_reaches(acr_values)
+        return password or self._methods.upstream is not None
 
     async def _provider_origins(self) -> list[str]:
         upstream = self._methods.upstream
@@ -131,6 +147,10 @@ class SignIn:
         accounts = self._methods.accounts
         if accounts is None:
             return self.error_page("This bridge does not sign people in with a password.", 404)
+        if not local_password_reaches(continuation.acr_values):
+            return await self.page(
+                state, continuation, client_name=client_name, error=PASSWORD_TOO_WEAK, status=400
+            )
         throttle = self._methods.throttle
         username = (form.get("username") or "").strip()
         password = form.get("password") or ""
@@ -168,7 +188,9 @@ class SignIn:
         if upstream is None:
             return self.error_page("This bridge does not sign people in elsewhere.", 404)
         try:
-            url, pending = await upstream.begin(self._callback_url)
+            url, pending = await upstream.begin(
+                self._callback_url, acr_values=continuation.acr_values
+            )
         except UpstreamSignInError as error:
             log.warning("cannot send a person to the provider: %s", error)
             return self.error_page(error.safe_message, 503)
@@ -210,8 +232,12 @@ class SignIn:
             )
             return self._without_pending(self.error_page(error.safe_message, status))
         person = person_of(signed_in)
-        log.info("%s signed in (at %s)", person.name, signed_in.issuer)
         continuation = returned.continuation
+        if not meets(person, continuation.acr_values):
+            acr = person.acr or "no acr"
+            log.info("%s signed in at %s with %s, not as asked", person.name, signed_in.issuer, acr)
+            return self._without_pending(await self._unmet(continuation, state))
+        log.info("%s signed in (at %s)", person.name, signed_in.issuer)
         return self._without_pending(
             await establish_session(
                 request, person, interaction=continuation.interaction, then=continuation.next_path
@@ -219,6 +245,19 @@ class SignIn:
         )
 
     async def _declined(self, uid: str, state: BrowserState) -> Response:
+        return await self.end_with_error(
+            uid, state, AccessDenied("the user did not sign in at the identity provider")
+        )
+
+    async def _unmet(self, continuation: Continuation, state: BrowserState | None) -> Response:
+        """The provider signed the person in, but not as the request asked (`acr_values`)."""
+        error = UnmetAuthenticationRequirements("the sign-in did not reach the acr_values asked")
+        if continuation.interaction is None or state is None:
+            return self.error_page("The sign-in was not as strong as this page needs.", 403)
+        return await self.end_with_error(continuation.interaction, state, error)
+
+    async def end_with_error(self, uid: str, state: BrowserState, error: OAuthError) -> Response:
+        """End the interaction `uid` and send `error` back to its client."""
         asked = await end_interaction(self._store, uid, state.browser_hash)
         if asked is None:
             return self.error_page(NO_PENDING, 400)
@@ -228,7 +267,7 @@ class SignIn:
             asked.redirect_uri,
             asked.response_mode,
             asked.state,
-            AccessDenied("the user did not sign in at the identity provider"),
+            error,
         )
 
     def _without_pending(self, response: Response) -> Response:
@@ -292,4 +331,7 @@ def person_of(signed_in: SignedInPerson) -> Person:
         subject_type=signed_in.subject_type,
         properties=dict(signed_in.properties),
         method="oidc",
+        acr=signed_in.acr,
+        amr=signed_in.amr or (),
+        auth_time=signed_in.auth_time,
     )

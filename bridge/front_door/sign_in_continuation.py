@@ -1,5 +1,6 @@
 """Where a sign-in goes once the person is known: on to the consent of the authorization
-request they came with, or back to a page of the bridge's own (an approval page).
+request they came with, or back to a page of the bridge's own (an approval page); and which
+sign-ins that request asked for (`acr_values`, `step_up`), checked when the person is back.
 
 `next` is only ever a path on the bridge: a sign-in page is a classic open redirector when it
 sends people wherever its query says (RFC 9700 §4.11), so anything else falls back to the
@@ -8,7 +9,7 @@ signed-in page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..grammar import has_control_character
@@ -36,10 +37,11 @@ def local_path(value: str | None) -> str:
 class Continuation:
     interaction: str | None = None
     next_path: str = SIGNED_IN_PATH
+    acr_values: tuple[str, ...] = field(default=())
 
     @classmethod
-    def to_interaction(cls, uid: str) -> Continuation:
-        return cls(interaction=uid, next_path=f"/interaction/{uid}")
+    def to_interaction(cls, uid: str, acr_values: tuple[str, ...] = ()) -> Continuation:
+        return cls(interaction=uid, next_path=f"/interaction/{uid}", acr_values=acr_values)
 
     @classmethod
     def to_page(cls, next_path: str | None) -> Continuation:
@@ -54,7 +56,10 @@ class Continuation:
         return f"{self.password_action}/upstream"
 
     def as_json(self) -> dict[str, Any]:
-        return {"interaction": self.interaction, "next": self.next_path}
+        data: dict[str, Any] = {"interaction": self.interaction, "next": self.next_path}
+        if self.acr_values:
+            data["acr_values"] = list(self.acr_values)
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> Continuation:
@@ -63,8 +68,9 @@ class Continuation:
             raise ValueError("not a continuation")
         interaction = data.get("interaction")
         if interaction is not None:
-            if not isinstance(interaction, str):
+            acr_values = data.get("acr_values", [])
+            if not isinstance(interaction, str) or not isinstance(acr_values, list):
                 raise ValueError("not a continuation")
-            return cls.to_interaction(interaction)
+            return cls.to_interaction(interaction, tuple(str(v) for v in acr_values))
         next_path = data.get("next")
         return cls.to_page(next_path if isinstance(next_path, str) else None)

@@ -68,8 +68,10 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         except UnicodeDecodeError as exc:
             raise NotUTF8Error(str(exc)) from None
     _check_depth(text, max_depth)
+    if text.startswith("\ufeff"):
+        raise StrictJSONError("Unexpected UTF-8 BOM (decode using utf-8-sig)")
     try:
-        value = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
+        value = _DECODER.decode(text)
     except StrictJSONError:
         raise
     except ValueError as exc:  # includes json.JSONDecodeError
@@ -122,3 +124,7 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _no_constant(name: str) -> NoReturn:
     # NaN and Infinity are not JSON, whatever Python's parser accepts by default.
     raise StrictJSONError(f"{name} is not JSON")
+
+
+# Built once: `json.loads` with hooks builds a decoder (and its scanner) on every call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)

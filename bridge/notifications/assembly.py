@@ -2,11 +2,14 @@
 
     notifications = Notifications(settings, store, keys, ars.service)
     handlers.update(notifications.outbox_handlers())   # approval_needed, approver_message,
-                                                       # consent_notice, consent_message
+                                                       # consent_notice, consent_message,
+                                                       # obligation_notice
+    oauth.obligations.register(*notifications.obligation_handlers())   # notification
 
 The `approval_needed` and `consent_notice` handlers are there whether or not
 `[notifications]` names anyone: their rows are queued either way, and with nobody to tell
-they are done at once.
+they are done at once. A PDP's `notification` obligations are carried out only where
+`[notifications]` names people or webhooks to tell (`obligation_delivery`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from .consent_delivery import ConsentDelivery, ConsentFanOut
 from .delivery import MessageDelivery
 from .email import PASSWORD_OPTION, Mailer
 from .fan_out import FanOut, NoticeService
+from .obligation_delivery import NotificationObligations, ObligationNoticeDelivery
+from .obligation_notice import OBLIGATION_NOTICE
 from .webhook import WebhookSender
 
 log = logging.getLogger("bridge.notifications")
@@ -74,6 +79,12 @@ class Notifications:
         self.consent_delivery = ConsentDelivery(
             options, mailer=mailer, webhooks=webhooks, mail_domain=mail_domain
         )
+        # What a PDP's `notification` obligation asks to be told, and to whom.
+        self._obligations = NotificationObligations(options, store, clock)
+        self.obligation_delivery = ObligationNoticeDelivery(
+            options, mailer=mailer, webhooks=webhooks, mail_domain=mail_domain
+        )
+        self._reachable = bool(options.people or options.webhooks)
         if options.templates:
             log.info(
                 "notifications: %d people, %d webhooks, templates %s; e-mail %s",
@@ -89,7 +100,12 @@ class Notifications:
             APPROVER_MESSAGE: self.delivery,
             CONSENT_NOTICE: self.consent_fan_out,
             CONSENT_MESSAGE: self.consent_delivery,
+            OBLIGATION_NOTICE: self.obligation_delivery,
         }
+
+    def obligation_handlers(self) -> list[NotificationObligations]:
+        """The `notification` obligation handler, when there is anyone to tell."""
+        return [self._obligations] if self._reachable else []
 
 
 def problems(settings: Settings) -> list[Problem]:

@@ -3,6 +3,7 @@ endpoints and what they share.
 
     oauth = OAuth(settings, store, keys, kek, http, issuers, pdp, profiles)
     oauth.install(extension, grants=[...])     # e.g. the Deferred Token Response
+    oauth.obligations.register(handler)        # e.g. the front door's step-up
     routes += oauth.routes()
 
 Built synchronously with the app; the app's lifespan opens the store and makes the first
@@ -29,6 +30,7 @@ from ..rar import ProfileSet
 from ..settings import Settings
 from ..store.contract import Store
 from .access_decision import AccessDecision, DecisionLimits
+from .authorization_claims import REGISTERED_BINDINGS, AuthorizationClaims, ClaimBinding
 from .client_auth import ClientAuthenticator
 from .clients import ClientRegistry
 from .dpop import DPoPVerifier
@@ -39,6 +41,7 @@ from .grants.jwt_bearer import JWTBearerGrant
 from .grants.refresh_token import RefreshTokenGrant
 from .grants.token_exchange import TokenExchangeGrant
 from .introspection import IntrospectionEndpoint
+from .introspection_checks import IntrospectionCheck
 from .issuance import Issuer
 from .issuance_mapping import TokenIssuanceMapping
 from .metadata import (
@@ -48,6 +51,7 @@ from .metadata import (
     TOKEN_PATH,
     authorization_server_metadata,
 )
+from .obligations import Obligations, load_handlers
 from .pdp_mapping import AccessRequestMapping, TokenRequestMapping
 from .registry_checks import client_problems
 from .revocation import RevocationEndpoint
@@ -91,6 +95,11 @@ class OAuth:
         self.issuer = Issuer(settings, keys, store)
         self.extensions: list[TokenExtension] = []
         self.grants: dict[str, Grant] = {}
+        # Who carries out the PDP's obligations: the deployment's handlers now, the parts'
+        # as they are assembled; published in the metadata (`supported_obligations`).
+        self.obligations = Obligations()
+        self.obligations.register(*load_handlers(settings.oauth.obligation_handlers))
+        self.extensions.append(self.obligations)
         self.decision = AccessDecision(
             profiles,
             pdp,
@@ -101,6 +110,8 @@ class OAuth:
             ),
             self.extensions,
             mapping_for(settings, profiles),
+            obligations=self.obligations,
+            claims=AuthorizationClaims(pdp, claim_bindings(settings)),
         )
         self.add_grants(
             ClientCredentialsGrant(settings.oauth.client_subject_type),
@@ -120,6 +131,8 @@ class OAuth:
         self.introspection = IntrospectionEndpoint(
             management.clients, keys, store, issuer, max_body
         )
+        self.introspection_checks: list[IntrospectionCheck] = []
+        self.introspection.checks = self.introspection_checks
         self.revocation = RevocationEndpoint(
             management, issuer + REVOCATION_PATH, self.dpop, self.extensions
         )
@@ -137,6 +150,10 @@ class OAuth:
         grants it brings."""
         self.extensions.append(extension)
         self.add_grants(*grants)
+
+    def install_introspection_check(self, check: IntrospectionCheck) -> None:
+        """Ask `check` too whether an access token is active at introspection."""
+        self.introspection_checks.append(check)
 
     def metadata(self) -> dict[str, Any]:
         return authorization_server_metadata(
@@ -159,6 +176,18 @@ class OAuth:
             Route(REVOCATION_PATH, self.revocation.handle, methods=["POST"]),
             Route(METADATA_PATH, serve_metadata, methods=["GET"]),
         ]
+
+
+def claim_bindings(settings: Settings) -> list[ClaimBinding]:
+    """`pdp.authorization_claims`, the registered bindings filling what is not given."""
+    bindings = []
+    for claim, options in settings.pdp.authorization_claims.items():
+        resource_type, action = REGISTERED_BINDINGS.get(claim, (None, None))
+        resource_type = options.resource_type or resource_type
+        action = options.action or action
+        assert resource_type is not None and action is not None  # checked when read
+        bindings.append(ClaimBinding(claim, resource_type, action, options.on_failure))
+    return bindings
 
 
 def mapping_for(settings: Settings, profiles: ProfileSet) -> TokenRequestMapping:

@@ -8,6 +8,7 @@ else is `{"active": false}`, with no reason given.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -17,6 +18,7 @@ from ..errors import InvalidClient, OAuthError
 from .access_tokens import read
 from .clients import Client
 from .grants.refresh_token import refresh_token_hash
+from .introspection_checks import IntrospectionCheck
 from .responses import error_response
 from .token_management import TokenManagementEndpoint
 
@@ -28,6 +30,9 @@ _SHOWN_CLAIMS = (
 
 
 class IntrospectionEndpoint(TokenManagementEndpoint):
+    # What other parts add (`introspection_checks`): the OAuth assembly's list.
+    checks: Sequence[IntrospectionCheck] = ()
+
     async def handle(self, request: Request) -> Response:
         try:
             client, token = await self._client_and_token(request)
@@ -47,6 +52,9 @@ class IntrospectionEndpoint(TokenManagementEndpoint):
         claims = await read(self.keys, token, self.issuer)
         if claims is None or await self.store.is_access_token_revoked(str(claims.get("jti"))):
             return None
+        for check in self.checks:
+            if not await check.active(claims):
+                return None
         body: dict[str, Any] = {"active": True}
         body.update({k: claims[k] for k in _SHOWN_CLAIMS if k in claims})
         body["token_type"] = "DPoP" if "cnf" in claims else "Bearer"

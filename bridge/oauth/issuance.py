@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -59,13 +59,16 @@ class Issuer:
         not_after: float | None = None,
         approvals: Sequence[str] = (),
         shape: TokenShape | None = None,
+        authorization_claims: Mapping[str, list[str]] | None = None,
     ) -> dict[str, Any]:
         """`not_after` caps the token (an approval's `approved_until`); such a token gets no
         refresh token, since the approval bounds the whole credential (AROP §5).
         `approvals`: the ids of the bridge's own approvals the token is issued under; the
         token is tied to them, so that revoking one revokes it. `shape`: what the token
         issuance mapping decided beyond the access itself; a token bounded by its subject
-        token's end gets no refresh token either (binding §10.2)."""
+        token's end gets no refresh token either (binding §10.2). `authorization_claims`:
+        the claims resource searches rendered (`authorization_claims`), for an access
+        token."""
         now = int(time.time())
         lifetime = (
             client.token_lifetime_seconds or self._settings.oauth.access_token_lifetime_seconds
@@ -96,11 +99,7 @@ class Issuer:
         claims: dict[str, Any] = {
             "iss": self._settings.issuer,
             "sub": principal.token_sub,
-            "aud": (
-                list(shape.audience)
-                if shape is not None
-                else audience(resource, details, self._settings.issuer)
-            ),
+            "aud": self.audience_of(resource, details, shape),
             "client_id": client.client_id,
             "iat": now,
             "exp": now + lifetime,
@@ -114,6 +113,10 @@ class Issuer:
             claims["act"] = principal.act
         if proof is not None:
             claims["cnf"] = {"jkt": proof.jkt}
+        # RFC 9068 §2.2.1, RFC 9470 §6.1: how the person authenticated, for a resource
+        # server that asks for a stronger authentication.
+        claims.update(principal.authentication or {})
+        claims.update(authorization_claims or {})
         claims.update(_pdp_claims(claims, shape))
         access_token = await mint(self._keys, claims)
         if approvals and not await self._store.approval_tie_token(
@@ -134,6 +137,15 @@ class Issuer:
         if refresh_token is not None:
             body["refresh_token"] = refresh_token
         return body
+
+    def audience_of(
+        self, resource: list[str], details: list[dict[str, Any]], shape: TokenShape | None
+    ) -> list[str]:
+        """The token's `aud`: the targets the token issuance mapping kept, else
+        `audience`'s."""
+        if shape is not None:
+            return list(shape.audience)
+        return audience(resource, details, self._settings.issuer)
 
     def redeemed_shape(
         self,
@@ -233,6 +245,8 @@ class Issuer:
             "scope": scope,
             "resource": resource,
             "jkt": jkt,
+            # A refreshed token says how the person authenticated, as the first one did.
+            "authentication": principal.authentication,
         }
         await self._store.save_refresh_token(
             RefreshTokenRecord(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -80,8 +80,16 @@ def code_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def authorization_url(endpoint: str, *, client_id: str, scope: str, pending: PendingSignIn) -> str:
-    """Where to send the person: the provider's authorization endpoint with the request."""
+def authorization_url(
+    endpoint: str,
+    *,
+    client_id: str,
+    scope: str,
+    pending: PendingSignIn,
+    acr_values: Sequence[str] = (),
+) -> str:
+    """Where to send the person: the provider's authorization endpoint with the request;
+    `acr_values` (Core §3.1.2.1) when a sign-in of one of those classes is needed."""
     parts = urlsplit(endpoint)
     # The endpoint may carry a query of its own (RFC 6749 §3.1), kept; ours wins on a clash.
     ours = {
@@ -94,6 +102,8 @@ def authorization_url(endpoint: str, *, client_id: str, scope: str, pending: Pen
         "code_challenge": code_challenge(pending.code_verifier),
         "code_challenge_method": "S256",
     }
+    if acr_values:
+        ours["acr_values"] = " ".join(acr_values)
     theirs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ours]
     query = urlencode([*theirs, *ours.items()])
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))

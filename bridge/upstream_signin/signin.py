@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import httpx
 
@@ -82,10 +82,14 @@ class UpstreamSignIn:
         had. For a readiness check or `bridge check`."""
         return await self._discovery.metadata()
 
-    async def begin(self, callback_url: str) -> tuple[str, PendingSignIn]:
+    async def begin(
+        self, callback_url: str, *, acr_values: Sequence[str] = ()
+    ) -> tuple[str, PendingSignIn]:
         """The URL to send the person to, and the pending sign-in to keep in their session.
         `callback_url` is the bridge's redirect URI, as registered at the provider (an
-        absolute http(s) URL, else `ValueError`). Raises `DiscoveryFailed`."""
+        absolute http(s) URL, else `ValueError`); `acr_values`, the authentication context
+        classes asked for (a step-up; whether one was reached, the ID token's `acr` says).
+        Raises `DiscoveryFailed`."""
         metadata = await self._discovery.metadata()
         pending = new_pending(metadata.issuer, callback_url, self._clock())
         url = authorization_url(
@@ -93,6 +97,7 @@ class UpstreamSignIn:
             client_id=self.settings.client_id,
             scope=self.settings.requested_scope,
             pending=pending,
+            acr_values=acr_values,
         )
         return url, pending
 

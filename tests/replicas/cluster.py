@@ -115,13 +115,19 @@ def write_configs(
     *,
     storage: str = "",
     deferral: dict[str, Any] | None = None,
+    extra: str = "",
 ) -> Path:
-    """The one configuration every replica copies; the shared key files made up front."""
+    """The one configuration every replica copies (`extra` TOML at its end); the shared key
+    files made up front."""
     folder.mkdir(parents=True, exist_ok=True)
-    extra = '\n[server]\nlog_level = "info"\naccess_log = false\n' + dtr_config_text(
-        folder,
-        deferral={"interval_seconds": 1, "ping_delay_seconds": 0, **(deferral or {})},
-        allow_private_callbacks=True,
+    extra = (
+        '\n[server]\nlog_level = "info"\naccess_log = false\n'
+        + dtr_config_text(
+            folder,
+            deferral={"interval_seconds": 1, "ping_delay_seconds": 0, **(deferral or {})},
+            allow_private_callbacks=True,
+        )
+        + extra
     )
     config = server_config(
         folder,
@@ -148,10 +154,13 @@ def cluster(
     names: tuple[str, ...] = NAMES,
     storage: str = "",
     deferral: dict[str, Any] | None = None,
+    extra: str = "",
 ) -> Iterator[Cluster]:
     """`bridge serve` once per name, all started at once on `database`; yields once every
     one answers `/healthz`."""
-    config = write_configs(folder, database, ping_endpoint, storage=storage, deferral=deferral)
+    config = write_configs(
+        folder, database, ping_endpoint, storage=storage, deferral=deferral, extra=extra
+    )
     settings = load_settings(config)
     with contextlib.ExitStack() as stack:
         copies = []

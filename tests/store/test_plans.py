@@ -29,6 +29,8 @@ from bridge.store.postgres import front_door as pg_front_door
 from bridge.store.postgres import outbox as pg_outbox
 from bridge.store.postgres import remote_tasks as pg_remote
 from bridge.store.postgres import store as pg_store
+from bridge.store.postgres import streams as pg_streams
+from bridge.store.postgres import subjects as pg_subjects
 from bridge.store.postgres import tasks as pg_tasks
 from bridge.store.sqlite import SQLiteStore
 from bridge.store.sqlite import approvals as sq_approvals
@@ -39,6 +41,8 @@ from bridge.store.sqlite import front_door as sq_front_door
 from bridge.store.sqlite import outbox as sq_outbox
 from bridge.store.sqlite import remote_tasks as sq_remote
 from bridge.store.sqlite import store as sq_store
+from bridge.store.sqlite import streams as sq_streams
+from bridge.store.sqlite import subjects as sq_subjects
 from bridge.store.sqlite import tasks as sq_tasks
 from tests.support.postgres import PostgresDatabase
 
@@ -85,6 +89,19 @@ SQLITE: dict[str, tuple[str, tuple[Any, ...]]] = {
         ("user", "alice", "pending", NOW, 50),
     ),
     "CIBA requests purge": (sq_ciba.DELETE_OLD, (NOW,)),
+    "streams of a receiver": (sq_streams.SELECT_STREAMS_OF, ("siem",)),
+    "SETs waiting for a poll": (sq_streams.SELECT_WAITING, ("s", 100)),
+    "poll queue purge": (sq_streams.DELETE_OLD_SETS, (NOW,)),
+    "approvals of a subject": (sq_subjects.SELECT_APPROVALS_OF_SUBJECT, (SUBJECT, NOW)),
+    "approvals of a token": (sq_subjects.SELECT_APPROVALS_OF_TOKEN, ("j",)),
+    "tokens of an approval": (sq_subjects.SELECT_TOKENS_OF_APPROVAL, ("a",)),
+    "live deferrals of a subject": (
+        sq_subjects.SELECT_LIVE_DEFERRALS_OF_SUBJECT,
+        (SUBJECT, *LIVE),
+    ),
+    "refresh tokens of a subject": (sq_subjects.REVOKE_REFRESH_OF_SUBJECT, (NOW, SUBJECT)),
+    "revoked subject": (sq_subjects.SELECT_REVOKED_SUBJECT, ("alice",)),
+    "revoked subjects purge": (sq_subjects.DELETE_OLD_SUBJECTS, (NOW,)),
 }
 
 POSTGRES: dict[str, tuple[str, tuple[Any, ...]]] = {
@@ -124,6 +141,19 @@ POSTGRES: dict[str, tuple[str, tuple[Any, ...]]] = {
         ("user", "alice", "pending", NOW, 50),
     ),
     "CIBA requests purge": (pg_ciba.DELETE_OLD, (NOW,)),
+    "streams of a receiver": (pg_streams.SELECT_STREAMS_OF, ("siem",)),
+    "SETs waiting for a poll": (pg_streams.SELECT_WAITING, ("s", 100)),
+    "poll queue purge": (pg_streams.DELETE_OLD_SETS, (NOW,)),
+    "approvals of a subject": (pg_subjects.SELECT_APPROVALS_OF_SUBJECT, (SUBJECT, NOW)),
+    "approvals of a token": (pg_subjects.SELECT_APPROVALS_OF_TOKEN, ("j",)),
+    "tokens of an approval": (pg_subjects.SELECT_TOKENS_OF_APPROVAL, ("a",)),
+    "live deferrals of a subject": (
+        pg_subjects.LOCK_LIVE_DEFERRALS_OF_SUBJECT,
+        (SUBJECT, list(LIVE)),
+    ),
+    "refresh tokens of a subject": (pg_subjects.SELECT_FAMILIES_OF_SUBJECT, (SUBJECT,)),
+    "revoked subject": (pg_subjects.SELECT_REVOKED_SUBJECT, ("alice",)),
+    "revoked subjects purge": (pg_subjects.DELETE_OLD_SUBJECTS, (NOW,)),
 }
 # Statements whose ORDER BY the index must answer (no sort of every matching row).
 ORDERED = {
@@ -139,6 +169,8 @@ ORDERED = {
     "audit trail",
     "audit trail of a request",
     "CIBA requests waiting for a user",
+    "streams of a receiver",
+    "SETs waiting for a poll",
 }
 
 

@@ -30,6 +30,8 @@ APPROVAL_ANNOTATION = "approval"
 # What each template needs (steps, quorum, emergencies): read by the access request service,
 # watched and versioned here with the rest of the store's files.
 APPROVAL_TEMPLATES_FILE = "approvals.toml"
+# The request forms and catalogs the templates name (`approval_templates`), versioned too.
+TEMPLATE_DATA_FOLDERS = ("forms", "catalogs")
 
 
 # Store problems are ordinary file problems; the names say where they come from.
@@ -93,6 +95,7 @@ def store_files(path: Path) -> list[Path]:
             p.suffix == ".cedar"
             or p.name.endswith((".cedarschema", ".cedarschema.json"))
             or p.name in (ENTITIES_FILE, APPROVAL_TEMPLATES_FILE)
+            or (p.suffix == ".json" and p.parent in [path / f for f in TEMPLATE_DATA_FOLDERS])
         )
     )
 

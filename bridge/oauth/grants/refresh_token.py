@@ -53,5 +53,6 @@ class RefreshTokenGrant(PrincipalGrant):
             granted_details=grant.get("authorization_details"),
             granted_scope=grant.get("scope"),
             granted_resource=grant.get("resource"),
+            authentication=grant.get("authentication"),
             refresh=RefreshContext(token_hash, record.family_id, record.expires_at, jkt),
         )

@@ -24,6 +24,14 @@ from .access_requests import (
 from .audit import AuditEntry, AuditEvent, AuditHead, AuditStore, entry_hash
 from .ciba import CibaRequestRecord, CibaRequestStore
 from .deferrals import DeferralRecord, DeferralStore, PingBuilder
+from .events import (
+    EventStreamStore,
+    StreamRecord,
+    SubjectRevocation,
+    SubjectRevoked,
+    SubjectStore,
+    WaitingSET,
+)
 from .front_door import (
     AuthorizationCodeRecord,
     AuthorizationCodeStore,
@@ -60,6 +68,8 @@ class Store(
     LeaseStore,
     FrontDoorStore,
     AuditStore,
+    EventStreamStore,
+    SubjectStore,
     Protocol,
 ):
     """All of it, with the connection's life: what `app` opens at start and closes at the
@@ -93,6 +103,7 @@ __all__ = [
     "DeferralRecord",
     "DeferralStore",
     "EndedSessions",
+    "EventStreamStore",
     "FrontDoorStore",
     "IdempotencyConflict",
     "IdempotencyRecord",
@@ -111,9 +122,14 @@ __all__ = [
     "SigningKeyRecord",
     "SigningKeyStore",
     "Store",
+    "StreamRecord",
+    "SubjectRevocation",
+    "SubjectRevoked",
+    "SubjectStore",
     "TaskChange",
     "TaskRecord",
     "TaskStore",
+    "WaitingSET",
     "entry_hash",
     "subject_key",
 ]

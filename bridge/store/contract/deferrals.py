@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from .access_requests import subject_key
+
 _T = TypeVar("_T")
 
 PENDING = "pending"
@@ -62,6 +64,9 @@ class DeferralRecord:
     # Keyed hash of the request (client, DPoP key, principal, details, scope, resource), so
     # that the same request again gets this deferral's code; only while `pending`.
     dedupe_key: str | None = None
+    # `subject_key` of the principal the token is asked for (`snapshot_subject_key`), so
+    # that a subject's deferrals are found (a revoked session ends them).
+    subject_key: str | None = None
 
     @property
     def snapshot(self) -> dict[str, Any]:
@@ -74,6 +79,14 @@ class DeferralRecord:
             return None
         data: dict[str, Any] = json.loads(self.resolution_json)
         return data
+
+
+def snapshot_subject_key(snapshot: Mapping[str, Any]) -> str | None:
+    """The key of the principal a deferral's snapshot names (`principal.subject`, as the
+    deferral part writes it), if it names one."""
+    principal = snapshot.get("principal")
+    subject = principal.get("subject") if isinstance(principal, Mapping) else None
+    return subject_key(subject) if isinstance(subject, Mapping) else None
 
 
 # Builds the sealed ping payload (and its `not_before`) from a row about to be resolved; None

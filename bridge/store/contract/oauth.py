@@ -7,8 +7,11 @@ parts are sealed before they reach a store.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Protocol
+
+from .access_requests import subject_key
 
 
 class ReplayCache(Protocol):
@@ -62,6 +65,17 @@ class RefreshTokenRecord:
     expires_at: float
     used_at: float | None = None
     revoked_at: float | None = None
+
+    @property
+    def subject_key(self) -> str | None:
+        """`subject_key` of the grant's `subject` (the principal), by which a subject's
+        refresh tokens are found; None when the grant names none."""
+        try:
+            grant = json.loads(self.grant)
+        except ValueError:
+            return None
+        subject = grant.get("subject") if isinstance(grant, dict) else None
+        return subject_key(subject) if isinstance(subject, dict) else None
 
 
 class RefreshTokenStore(Protocol):

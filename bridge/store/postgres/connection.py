@@ -77,6 +77,11 @@ __all__ = [
 ]
 
 
+# The first key of the advisory locks on refresh token families (the second: the id's hash):
+# a rotation, a family's revocation and a subject's revocation take it.
+FAMILY_LOCK = 0x72667273  # "rfrs"
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached, or refused the bridge (the message names it without
     its password)."""

@@ -36,7 +36,8 @@ _T = TypeVar("_T")
 _COLUMNS = (
     "code_hash, client_id, jkt, snapshot_json, task_id, status, created_at, expires_at, "
     "interval, required_gap, last_poll_at, slow_down_count, notification_endpoint, "
-    "code_sealed, notification_token_sealed, resolution_json, resolved_at, dedupe_key"
+    "code_sealed, notification_token_sealed, resolution_json, resolved_at, dedupe_key, "
+    "subject_key"
 )
 # What goes with a row that leaves `pending` (and again when it leaves `resolved_ok`): the
 # secrets it no longer needs, and the key a repeated request would find it by.
@@ -59,7 +60,7 @@ SELECT_PENDING_BY_KEY = (
     f"SELECT {_COLUMNS} FROM deferrals WHERE dedupe_key = %s AND status = %s "
     "AND expires_at >= %s AND client_id = %s ORDER BY expires_at DESC LIMIT 1"
 )
-_MARKS = ", ".join(["%s"] * 18)
+_MARKS = ", ".join(["%s"] * 19)
 
 
 class DeferralTables(PostgresBase):

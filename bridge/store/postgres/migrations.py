@@ -25,6 +25,8 @@ import psycopg
 
 from ..contract.access_requests import subject_key
 from ..contract.audit import GENESIS_HASH
+from ..contract.deferrals import snapshot_subject_key
+from ..contract.oauth import RefreshTokenRecord
 from ..schema import SchemaTooNew
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "SchemaTooNew", "migrate", "pending", "status"]
@@ -214,6 +216,68 @@ _CIBA = (
 )
 
 
+# The same as SQLite's version 8: Shared Signals (store.contract.events).
+_EVENTS = (
+    """CREATE TABLE ssf_streams (
+        id text PRIMARY KEY, receiver text NOT NULL, config text NOT NULL,
+        events_delivered text NOT NULL, status text NOT NULL, reason text,
+        created_at double precision NOT NULL, updated_at double precision NOT NULL,
+        after_seq bigint NOT NULL, authorization_sealed bytea, version integer NOT NULL)""",
+    'CREATE INDEX ssf_streams_receiver ON ssf_streams (receiver, created_at, id COLLATE "C")',
+    'CREATE INDEX ssf_streams_created ON ssf_streams (created_at, id COLLATE "C")',
+    """CREATE TABLE ssf_stream_subjects (
+        stream_id text NOT NULL, subject text NOT NULL, included boolean NOT NULL,
+        PRIMARY KEY (stream_id, subject))""",
+    """CREATE TABLE ssf_poll_queue (
+        stream_id text NOT NULL, jti text NOT NULL, claims text NOT NULL,
+        created_at double precision NOT NULL, PRIMARY KEY (stream_id, jti))""",
+    'CREATE INDEX ssf_poll_queue_order ON ssf_poll_queue (stream_id, created_at, jti COLLATE "C")',
+    "CREATE INDEX ssf_poll_queue_age ON ssf_poll_queue (created_at)",
+    "CREATE TABLE ssf_cursors (name text PRIMARY KEY, seq bigint NOT NULL)",
+    """CREATE TABLE revoked_subjects (
+        token_sub text PRIMARY KEY, revoked_until double precision NOT NULL,
+        keep_until double precision NOT NULL)""",
+    "CREATE INDEX revoked_subjects_expiry ON revoked_subjects (keep_until)",
+    "ALTER TABLE deferrals ADD COLUMN subject_key text",
+    "CREATE INDEX deferrals_subject ON deferrals (subject_key, status)",
+    "ALTER TABLE refresh_tokens ADD COLUMN subject_key text",
+    "CREATE INDEX refresh_tokens_subject ON refresh_tokens (subject_key) WHERE revoked_at IS NULL",
+    "CREATE INDEX access_request_approvals_task ON access_request_approvals (task_id)",
+    "CREATE INDEX approval_tokens_jti ON approval_tokens (jti)",
+)
+
+
+async def _fill_event_subject_keys(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The subject keys of deferrals and refresh tokens made before version 8, by the
+    contract's own rules."""
+    cursor = await conn.execute("SELECT code_hash, snapshot_json FROM deferrals")
+    deferrals = [
+        (snapshot_subject_key(_json_object(text)), code) for code, text in await cursor.fetchall()
+    ]
+    cursor = await conn.execute("SELECT token_hash, grant_json FROM refresh_tokens")
+    tokens = [
+        (RefreshTokenRecord(token, "", "", text, 0.0, 0.0).subject_key, token)
+        for token, text in await cursor.fetchall()
+    ]
+    async with conn.cursor() as many:
+        if deferrals:
+            await many.executemany(
+                "UPDATE deferrals SET subject_key = %s WHERE code_hash = %s", deferrals
+            )
+        if tokens:
+            await many.executemany(
+                "UPDATE refresh_tokens SET subject_key = %s WHERE token_hash = %s", tokens
+            )
+
+
+def _json_object(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 async def _fill_subject_keys(conn: psycopg.AsyncConnection[Any]) -> None:
     """The key of every task filed before version 6, by the contract's own rule (in Python:
     PostgreSQL's JSON functions would not spell it byte for byte as `json.dumps` does)."""
@@ -245,6 +309,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         _fill_subject_keys,
     ),
     Migration(7, "CIBA: the user's own decision on a backchannel request", _CIBA),
+    Migration(
+        8,
+        "Shared Signals: streams, poll queue, cursor, revoked subjects, subject keys",
+        _EVENTS,
+        _fill_event_subject_keys,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -13,12 +13,14 @@ from ..contract.oauth import RefreshTokenRecord, SigningKeyRecord
 from .approvals import ApprovalTables
 from .audit import AuditTables
 from .ciba import CibaTables
-from .connection import Connection, PoolBounds, Target
+from .connection import FAMILY_LOCK, Connection, PoolBounds, Target
 from .deferrals import DeferralTables
 from .front_door import FrontDoorTables
 from .leases import LeaseTables
 from .outbox import OutboxTables
 from .remote_tasks import RemoteTaskTables
+from .streams import StreamTables
+from .subjects import SubjectTables
 from .tasks import TaskTables
 
 # Expired replay records are purged every this many writes of this process (an indexed
@@ -37,8 +39,6 @@ _KEY_COLUMNS = "kid, alg, public_jwk, private_jwk_sealed, created_at, retired_at
 _REFRESH_COLUMNS = (
     "token_hash, family_id, client_id, grant_json, issued_at, expires_at, used_at, revoked_at"
 )
-# The first key of the advisory locks on refresh token families (the second: the id's hash).
-FAMILY_LOCK = 0x72667273  # "rfrs"
 # Rotations wait for each other (SHARE ROW EXCLUSIVE conflicts with itself), never for reads.
 _LOCK_KEYS = "LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"
 
@@ -53,6 +53,8 @@ class PostgresStore(
     OutboxTables,
     AuditTables,
     LeaseTables,
+    StreamTables,
+    SubjectTables,
 ):
     def __init__(
         self, target: Target, *, pool: PoolBounds | None = None, migrate: bool = True
@@ -130,9 +132,9 @@ class PostgresStore(
         async with self.transaction() as conn:
             await self._lock_family(conn, record.family_id)
             await conn.execute(
-                f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) "
+                f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}, subject_key) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, COALESCE(%s, "
-                "(SELECT MAX(revoked_at) FROM refresh_tokens WHERE family_id = %s)))",
+                "(SELECT MAX(revoked_at) FROM refresh_tokens WHERE family_id = %s)), %s)",
                 (
                     record.token_hash,
                     record.family_id,
@@ -143,6 +145,8 @@ class PostgresStore(
                     record.used_at,
                     record.revoked_at,
                     record.family_id,
+                    # A subject's refresh tokens are found by it (a revoked session).
+                    record.subject_key,
                 ),
             )
 

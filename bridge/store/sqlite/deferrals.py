@@ -34,7 +34,8 @@ _T = TypeVar("_T")
 _COLUMNS = (
     "code_hash, client_id, jkt, snapshot_json, task_id, status, created_at, expires_at, "
     "interval, required_gap, last_poll_at, slow_down_count, notification_endpoint, "
-    "code_sealed, notification_token_sealed, resolution_json, resolved_at, dedupe_key"
+    "code_sealed, notification_token_sealed, resolution_json, resolved_at, dedupe_key, "
+    "subject_key"
 )
 # What goes with a row that leaves `pending` (and again when it leaves `resolved_ok`): the
 # secrets it no longer needs, and the key a repeated request would find it by.
@@ -65,7 +66,7 @@ class DeferralTables(SQLiteBase):
             with transaction(self.db):
                 self.db.execute(
                     f"INSERT INTO deferrals ({_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     astuple(record),  # the fields are declared in column order
                 )
 

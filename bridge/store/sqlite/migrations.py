@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from ..contract.access_requests import subject_key
 from ..contract.audit import GENESIS_HASH
+from ..contract.deferrals import snapshot_subject_key
+from ..contract.oauth import RefreshTokenRecord
 from ..schema import SchemaTooNew
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "SchemaTooNew", "migrate", "pending"]
@@ -216,6 +218,66 @@ _CIBA = (
 )
 
 
+# Shared Signals (store.contract.events): the transmitter's streams, their subjects, the SETs
+# waiting for a poll and its cursor in the audit trail; and what a subject's revocation
+# finds by subject (deferrals, refresh tokens, approvals through their requests) or writes
+# (the access tokens of a subject issued until then).
+_EVENTS = (
+    """CREATE TABLE ssf_streams (
+        id TEXT PRIMARY KEY, receiver TEXT NOT NULL, config TEXT NOT NULL,
+        events_delivered TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL, after_seq INTEGER NOT NULL,
+        authorization_sealed BLOB, version INTEGER NOT NULL)""",
+    "CREATE INDEX ssf_streams_receiver ON ssf_streams (receiver, created_at, id)",
+    "CREATE INDEX ssf_streams_created ON ssf_streams (created_at, id)",
+    """CREATE TABLE ssf_stream_subjects (
+        stream_id TEXT NOT NULL, subject TEXT NOT NULL, included INTEGER NOT NULL,
+        PRIMARY KEY (stream_id, subject)) WITHOUT ROWID""",
+    """CREATE TABLE ssf_poll_queue (
+        stream_id TEXT NOT NULL, jti TEXT NOT NULL, claims TEXT NOT NULL,
+        created_at REAL NOT NULL, PRIMARY KEY (stream_id, jti)) WITHOUT ROWID""",
+    "CREATE INDEX ssf_poll_queue_order ON ssf_poll_queue (stream_id, created_at, jti)",
+    "CREATE INDEX ssf_poll_queue_age ON ssf_poll_queue (created_at)",
+    """CREATE TABLE ssf_cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID""",
+    """CREATE TABLE revoked_subjects (
+        token_sub TEXT PRIMARY KEY, revoked_until REAL NOT NULL, keep_until REAL NOT NULL)
+        WITHOUT ROWID""",
+    "CREATE INDEX revoked_subjects_expiry ON revoked_subjects (keep_until)",
+    "ALTER TABLE deferrals ADD COLUMN subject_key TEXT",
+    "CREATE INDEX deferrals_subject ON deferrals (subject_key, status)",
+    "ALTER TABLE refresh_tokens ADD COLUMN subject_key TEXT",
+    "CREATE INDEX refresh_tokens_subject ON refresh_tokens (subject_key) WHERE revoked_at IS NULL",
+    "CREATE INDEX access_request_approvals_task ON access_request_approvals (task_id)",
+    "CREATE INDEX approval_tokens_jti ON approval_tokens (jti)",
+)
+
+
+def _fill_event_subject_keys(db: sqlite3.Connection) -> None:
+    """The subject keys of deferrals and refresh tokens made before version 8, by the
+    contract's own rules."""
+    deferrals = db.execute("SELECT code_hash, snapshot_json FROM deferrals").fetchall()
+    db.executemany(
+        "UPDATE deferrals SET subject_key = ? WHERE code_hash = ?",
+        [(snapshot_subject_key(_json_object(text)), code) for code, text in deferrals],
+    )
+    tokens = db.execute("SELECT token_hash, grant_json FROM refresh_tokens").fetchall()
+    db.executemany(
+        "UPDATE refresh_tokens SET subject_key = ? WHERE token_hash = ?",
+        [
+            (RefreshTokenRecord(token, "", "", text, 0.0, 0.0).subject_key, token)
+            for token, text in tokens
+        ],
+    )
+
+
+def _json_object(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _fill_subject_keys(db: sqlite3.Connection) -> None:
     """The key of every task filed before version 6, by the contract's own rule (in Python:
     SQLite's JSON functions would not spell it byte for byte as `json.dumps` does)."""
@@ -245,6 +307,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         _fill_subject_keys,
     ),
     Migration(7, "CIBA: the user's own decision on a backchannel request", _CIBA),
+    Migration(
+        8,
+        "Shared Signals: streams, poll queue, cursor, revoked subjects, subject keys",
+        _EVENTS,
+        _fill_event_subject_keys,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -17,6 +17,8 @@ from .front_door import FrontDoorTables
 from .leases import LeaseTables
 from .outbox import OutboxTables
 from .remote_tasks import RemoteTaskTables
+from .streams import StreamTables
+from .subjects import SubjectTables
 from .tasks import TaskTables
 
 # Expired replay records are purged every this many writes (cheap: an indexed range delete).
@@ -35,6 +37,8 @@ class SQLiteStore(
     OutboxTables,
     AuditTables,
     LeaseTables,
+    StreamTables,
+    SubjectTables,
 ):
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
         super().__init__(path, migrate=migrate)
@@ -114,9 +118,11 @@ class SQLiteStore(
         def work() -> None:
             with transaction(self.db):
                 self.db.execute(
-                    "INSERT INTO refresh_tokens VALUES (?, ?, ?, ?, ?, ?, ?, "
+                    "INSERT INTO refresh_tokens (token_hash, family_id, client_id, grant_json, "
+                    "issued_at, expires_at, used_at, revoked_at, subject_key) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, "
                     "COALESCE(?, (SELECT MAX(revoked_at) FROM refresh_tokens "
-                    "WHERE family_id = ?)))",
+                    "WHERE family_id = ?)), ?)",
                     (
                         record.token_hash,
                         record.family_id,
@@ -127,6 +133,8 @@ class SQLiteStore(
                         record.used_at,
                         record.revoked_at,
                         record.family_id,
+                        # A subject's refresh tokens are found by it (a revoked session).
+                        record.subject_key,
                     ),
                 )
 
