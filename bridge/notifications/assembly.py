@@ -28,6 +28,7 @@ from ..secret_files import SecretFileUnusable, read_secret_file
 from ..settings import Settings
 from ..store.contract import OutboxStore
 from .approver_message import APPROVER_MESSAGE
+from .channels import Channels
 from .consent import CONSENT_MESSAGE, CONSENT_NOTICE
 from .consent_delivery import ConsentDelivery, ConsentFanOut
 from .delivery import MessageDelivery
@@ -71,19 +72,14 @@ class Notifications:
         mailer = Mailer(smtp, password_file) if smtp is not None else None
         webhooks = WebhookSender(keys, settings.issuer, clock=clock, resolver=resolver)
         mail_domain = urlsplit(settings.issuer).hostname or "authzen-bridge.invalid"
-        self.delivery = MessageDelivery(
-            options, mailer=mailer, webhooks=webhooks, service=service, mail_domain=mail_domain
-        )
+        channels = Channels(options, mailer=mailer, webhooks=webhooks, mail_domain=mail_domain)
+        self.delivery = MessageDelivery(channels, service)
         # A user told that a client asks to act for her (CIBA).
         self.consent_fan_out = ConsentFanOut(options, store, clock)
-        self.consent_delivery = ConsentDelivery(
-            options, mailer=mailer, webhooks=webhooks, mail_domain=mail_domain
-        )
+        self.consent_delivery = ConsentDelivery(channels)
         # What a PDP's `notification` obligation asks to be told, and to whom.
         self._obligations = NotificationObligations(options, store, clock)
-        self.obligation_delivery = ObligationNoticeDelivery(
-            options, mailer=mailer, webhooks=webhooks, mail_domain=mail_domain
-        )
+        self.obligation_delivery = ObligationNoticeDelivery(channels)
         self._reachable = bool(options.people or options.webhooks)
         if options.templates:
             log.info(

@@ -1,6 +1,6 @@
-"""Approver e-mail over SMTP (aiosmtplib): one plain-text message per recipient.
+"""E-mail over SMTP (aiosmtplib): one plain-text message per recipient.
 
-    compose: From (`smtp.from_address`), To (the person's address), Subject (the title),
+    mail_of: From (`smtp.from_address`), To (the person's address), Subject (the title),
     Date, a Message-ID derived from the message's dedupe key (the same on every attempt),
     `Auto-Submitted: auto-generated` (RFC 3834: no vacation replies) → connect (STARTTLS,
     TLS or, to loopback only, neither) → AUTH when a login is configured → send
@@ -26,26 +26,26 @@ import aiosmtplib
 from ..outbox import Delivered, GiveUp, Outcome, Retry
 from ..secret_files import SecretFileUnusable, read_secret_file
 from ..settings import SmtpSettings
-from .approver_message import ApproverMessage
-from .messages import plain_text, title
 
 log = logging.getLogger("bridge.notifications")
 
 PASSWORD_OPTION = "notifications.smtp.password_file"
 
 
-def compose(message: ApproverMessage, smtp: SmtpSettings, domain: str) -> EmailMessage:
-    """The e-mail for one `approver_message` addressed to an e-mail address."""
-    assert message.delivery.address is not None
+def mail_of(
+    smtp: SmtpSettings, to: str, subject: str, text: str, message_id: str, domain: str
+) -> EmailMessage:
+    """One plain-text e-mail; its Message-ID is the message's own (the same on every
+    attempt, so a receiver drops a repeat)."""
     name, address = smtp.sender
     mail = EmailMessage()
     mail["From"] = Address(display_name=name, addr_spec=address)
-    mail["To"] = message.delivery.address
-    mail["Subject"] = title(message.words)
+    mail["To"] = to
+    mail["Subject"] = subject
     mail["Date"] = formatdate(localtime=False)
-    mail["Message-ID"] = f"<{message.message_id}@{domain}>"
+    mail["Message-ID"] = f"<{message_id}@{domain}>"
     mail["Auto-Submitted"] = "auto-generated"
-    mail.set_content(plain_text(message.words))
+    mail.set_content(text)
     return mail
 
 

@@ -21,9 +21,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import formatdate
 
 from ..authzen.obligations import (
     NOTIFICATION,
@@ -32,13 +29,12 @@ from ..authzen.obligations import (
     notification_of,
 )
 from ..oauth.obligations import BaseObligationHandler, CannotComply, Enforcement
-from ..outbox import Delivered, GiveUp, Outcome
+from ..outbox import GiveUp, Outcome
 from ..settings import NotificationSettings
 from ..store.contract import OutboxRow, OutboxStore
-from .email import Mailer
+from .channels import Channels, log_outcome
 from .obligation_notice import OBLIGATION_NOTICE, ObligationNotice, ObligationWords
 from .routing import EMAIL, PERSON_PREFIX, Delivery, deliveries
-from .webhook import WebhookSender
 
 log = logging.getLogger("bridge.notifications")
 
@@ -111,62 +107,17 @@ class NotificationObligations(BaseObligationHandler):
 class ObligationNoticeDelivery:
     """The `obligation_notice` outbox handler."""
 
-    def __init__(
-        self,
-        settings: NotificationSettings,
-        *,
-        mailer: Mailer | None,
-        webhooks: WebhookSender,
-        mail_domain: str,
-    ) -> None:
-        self._settings = settings
-        self._mailer = mailer
-        self._webhooks = webhooks
-        self._mail_domain = mail_domain
+    def __init__(self, channels: Channels) -> None:
+        self._channels = channels
 
     async def __call__(self, row: OutboxRow) -> Outcome:
         try:
             notice = ObligationNotice.from_payload(row.payload)
         except ValueError:
             return GiveUp("unreadable obligation_notice payload")
-        outcome = await self._send(notice)
-        delivery = notice.delivery
+        outcome = await self._channels.send(
+            notice.delivery, notice, notice.words.topic, notice.plain_text()
+        )
         about = f"obligation {notice.obligation_id} (notice {notice.notice_id})"
-        if isinstance(outcome, Delivered):
-            log.info("told %s by %s of %s", delivery.recipient, delivery.channel, about)
-        else:
-            log.warning(
-                "could not tell %s by %s of %s (attempt %d): %s",
-                delivery.recipient,
-                delivery.channel,
-                about,
-                row.attempts,
-                outcome.reason,
-            )
+        log_outcome(outcome, notice.delivery, about, row.attempts)
         return outcome
-
-    async def _send(self, notice: ObligationNotice) -> Outcome:
-        delivery = notice.delivery
-        if delivery.channel == EMAIL:
-            if self._mailer is None or self._settings.smtp is None or delivery.address is None:
-                return GiveUp("e-mail is no longer configured ([notifications.smtp])")
-            return await self._mailer.send(self._compose(notice))
-        name = delivery.webhook
-        hook = self._settings.webhooks.get(name) if name is not None else None
-        if hook is None:
-            return GiveUp(f"webhook {name!r} is not configured")
-        return await self._webhooks.send(hook, notice)
-
-    def _compose(self, notice: ObligationNotice) -> EmailMessage:
-        smtp = self._settings.smtp
-        assert smtp is not None and notice.delivery.address is not None
-        name, address = smtp.sender
-        mail = EmailMessage()
-        mail["From"] = Address(display_name=name, addr_spec=address)
-        mail["To"] = notice.delivery.address
-        mail["Subject"] = notice.words.topic
-        mail["Date"] = formatdate(localtime=False)
-        mail["Message-ID"] = f"<{notice.message_id}@{self._mail_domain}>"
-        mail["Auto-Submitted"] = "auto-generated"
-        mail.set_content(notice.plain_text())
-        return mail
