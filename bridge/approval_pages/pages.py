@@ -44,7 +44,6 @@ GRANTED_PATH = "/approvals/granted"
 MINE_PATH = "/my-requests"
 PAGE_SIZE = 20
 MAX_NOTE = 1000
-_SIGNED_OUT = "Your sign-in has ended. Sign in again."
 
 
 class ApprovalPages:
@@ -66,7 +65,7 @@ class ApprovalPages:
 
     async def inbox(self, request: Request) -> Response:
         try:
-            state, person = await self._signed_in(request)
+            state, person = await self._sign_in.signed_in(request)
             query = request.query_params
             shown = query.get("state", PENDING_STATE)
             shown = shown if shown in INBOX_STATES else PENDING_STATE
@@ -103,7 +102,7 @@ class ApprovalPages:
 
     async def show(self, request: Request) -> Response:
         try:
-            state, person = await self._signed_in(request)
+            state, person = await self._sign_in.signed_in(request)
             task_id = request.path_params["id"]
             body = await self._ask(self._service.task_for(task_id, self._approver(person)))
             entries = await self._service.history(task_id)
@@ -127,7 +126,7 @@ class ApprovalPages:
 
     async def decide(self, request: Request) -> Response:
         try:
-            form, person = await self._posted(request)
+            form, person = await self._sign_in.posted(request)
             task_id = request.path_params["id"]
             wanted = read_decision(form, self._service.clock())
             if wanted.problem is not None:
@@ -153,7 +152,7 @@ class ApprovalPages:
 
     async def review(self, request: Request) -> Response:
         try:
-            form, person = await self._posted(request)
+            form, person = await self._sign_in.posted(request)
             task_id = request.path_params["id"]
             note = _note(form, self._sign_in)
             await self._ask(self._service.review(task_id, self._approver(person), note))
@@ -165,7 +164,7 @@ class ApprovalPages:
 
     async def granted(self, request: Request) -> Response:
         try:
-            state, person = await self._signed_in(request)
+            state, person = await self._sign_in.signed_in(request)
             approvals = await self._service.granted_by(self._approver(person))
             done = request.query_params.get("done")
             return self._page(
@@ -180,7 +179,7 @@ class ApprovalPages:
 
     async def revoke(self, request: Request) -> Response:
         try:
-            form, person = await self._posted(request)
+            form, person = await self._sign_in.posted(request)
             approval_id = request.path_params["id"]
             reason = _note(form, self._sign_in)
             await self._ask(self._service.revoke(approval_id, self._approver(person), reason))
@@ -196,7 +195,7 @@ class ApprovalPages:
 
     async def mine(self, request: Request) -> Response:
         try:
-            state, person = await self._signed_in(request)
+            state, person = await self._sign_in.signed_in(request)
             before = _number(request.query_params.get("before"))
             page = await self._service.requests_of(_subject(person), before, PAGE_SIZE)
             more = (
@@ -217,7 +216,7 @@ class ApprovalPages:
 
     async def cancel(self, request: Request) -> Response:
         try:
-            _, person = await self._posted(request)
+            _, person = await self._sign_in.posted(request)
             task_id = request.path_params["id"]
             await self._ask(self._service.cancel_own(task_id, _subject(person)))
             log.info("access request %s cancelled by %s on the pages", task_id, person.name)
@@ -226,26 +225,6 @@ class ApprovalPages:
             return stop.response
 
     # -- the named checks ---------------------------------------------------------------
-
-    async def _signed_in(self, request: Request) -> tuple[BrowserState, Person]:
-        """The browser's session and who is signed in; else off to sign in, and back here."""
-        state = self._sessions.read(request)
-        person = await self._sessions.person(state) if state else None
-        if state is None or person is None:
-            back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            raise SignInStop(
-                RedirectResponse(f"/sign-in?next={quote(back, safe='')}", status_code=303)
-            )
-        return state, person
-
-    async def _posted(self, request: Request) -> tuple[Form, Person]:
-        """A form of this session (CSRF), posted by someone still signed in."""
-        form = await self._sign_in.form(request)
-        state = self._sign_in.checked_state(request, form)
-        person = await self._sessions.person(state)
-        if person is None:
-            raise SignInStop(self._sign_in.error_page(_SIGNED_OUT, 401))
-        return form, person
 
     async def _ask(self, pending: Any) -> Any:
         """The service's answer; its refusal as an error page in its own words (written

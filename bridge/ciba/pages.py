@@ -75,7 +75,7 @@ class CibaPages:
 
     async def waiting(self, request: Request) -> Response:
         try:
-            state, person = await self._signed_in(request)
+            state, person = await self._sign_in.signed_in(request)
             found = await self._store.ciba_requests_pending_for(
                 person.subject_type, person.name, self._clock(), PAGE_SIZE
             )
@@ -88,7 +88,7 @@ class CibaPages:
 
     async def show(self, request: Request) -> Response:
         try:
-            state, person = await self._signed_in(request)
+            state, person = await self._sign_in.signed_in(request)
             record = await self._hers(request.path_params["id"], person)
             done = request.query_params.get("done")
             return self._page(
@@ -105,11 +105,7 @@ class CibaPages:
 
     async def decide(self, request: Request) -> Response:
         try:
-            form = await self._sign_in.form(request)
-            state = self._sign_in.checked_state(request, form)
-            person = await self._sessions.person(state)
-            if person is None:
-                raise SignInStop(self._sign_in.error_page("Your sign-in has ended.", 401))
+            form, person = await self._sign_in.posted(request)
             record = await self._hers(request.path_params["id"], person)
             decision = form.get("decision")
             if decision not in _DONE:
@@ -130,17 +126,6 @@ class CibaPages:
             return stop.response
 
     # -- the named checks ---------------------------------------------------------------
-
-    async def _signed_in(self, request: Request) -> tuple[BrowserState, Person]:
-        """The browser's session and who is signed in; else off to sign in, and back here."""
-        state = self._sessions.read(request)
-        person = await self._sessions.person(state) if state else None
-        if state is None or person is None:
-            back = request.url.path
-            raise SignInStop(
-                RedirectResponse(f"/sign-in?next={quote(back, safe='')}", status_code=303)
-            )
-        return state, person
 
     async def _hers(self, request_id: str, person: Person) -> CibaRequestRecord:
         """Her request; anyone else's is unknown to her."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -316,6 +317,28 @@ class SignIn:
         if state is None or not self._sessions.csrf_ok(state, form.get("csrf_token")):
             raise SignInStop(self.error_page("The form has expired. Go back and try again.", 403))
         return state
+
+    async def signed_in(self, request: Request) -> tuple[BrowserState, Person]:
+        """For a page of the bridge: the browser's session and who is signed in; else off
+        to sign in, and back to this page (its path and query) after."""
+        state = self._sessions.read(request)
+        person = await self._sessions.person(state) if state else None
+        if state is None or person is None:
+            back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise SignInStop(
+                RedirectResponse(f"/sign-in?next={quote(back, safe='')}", status_code=303)
+            )
+        return state, person
+
+    async def posted(self, request: Request) -> tuple[Form, Person]:
+        """For a page's form: the form, posted with this session's CSRF token by someone
+        still signed in."""
+        form = await self.form(request)
+        state = self.checked_state(request, form)
+        person = await self._sessions.person(state)
+        if person is None:
+            raise SignInStop(self.error_page("Your sign-in has ended. Sign in again.", 401))
+        return form, person
 
     def error_page(self, message: str, status: int = 400) -> Response:
         return self._pages.render(
