@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 "FUZZ_CLIENT_ID": DEMO_CLIENT_ID,
                 "FUZZ_CLIENT_SECRET": DEMO_CLIENT_SECRET,
                 "FUZZ_APPROVER_TOKEN": bridge.approver_token(DEMO_APPROVER),
+                "FUZZ_RECEIVER_TOKEN": bridge.receiver_token(),
                 "FUZZ_BRIDGE_LOG": str(bridge.log),
                 "FUZZ_RECORD": str(record),
                 # `hooks = "fuzz.hooks"` is imported by `st`: the repository must be on its path.

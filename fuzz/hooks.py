@@ -155,3 +155,11 @@ def after_network_error(
     recorder = _get()
     if recorder is not None:
         recorder.call(case, None, request)
+
+
+@schemathesis.serializer("application/secevent+jwt")
+def security_event_token(context: Any, value: Any) -> bytes | None:
+    """RFC 8935 push bodies are compact JWS text: generated strings are sent as they are (a
+    SET that is not a JWS is one of the refusals the push endpoint must answer)."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text.encode("utf-8", "surrogatepass")

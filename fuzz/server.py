@@ -3,7 +3,8 @@
 The configuration is derived from the repository's `bridge.toml` each run (so it stays the
 demo's: the same stores, client registry, RAR profiles and demo approver key option) with
 only what must differ changed: a free loopback port, and the database, key-encryption key
-and demo approver key in a temporary folder, so a run never touches `var/`.
+and demo approver key in a temporary folder, so a run never touches `var/`; and the SSF
+transmitter on, with one receiver whose bearer tokens the driver signs.
 """
 
 from __future__ import annotations
@@ -15,17 +16,23 @@ import subprocess
 import sys
 import time
 import tomllib
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from joserfc import jwt
+from joserfc.jwk import ECKey
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "bridge.toml"
 # The venv's own `bridge` script, beside the interpreter running this module.
 BRIDGE = Path(sys.executable).parent / "bridge"
+# The SSF receiver the fuzz configuration names (its tokens open the stream management API).
+RECEIVER_ISSUER = "https://receiver-idp.fuzz.example"
+RECEIVER_SUBJECT = "fuzz-receiver"
 
 
 def free_port() -> int:
@@ -54,6 +61,37 @@ def demo_settings(folder: Path, port: int) -> dict[str, Any]:
     raw.setdefault("storage", {})["path"] = str(folder / "bridge.sqlite3")
     access = raw.setdefault("access_requests", {})
     access["demo_approver_key_file"] = str(folder / "demo-approvers.jwk")
+    # The SSF transmitter on, with one receiver whose tokens this driver signs, so that the
+    # stream management API and poll delivery answer as they do where they are configured.
+    receiver_key = ECKey.generate_key("P-256", parameters={"kid": "fuzz-receiver"}, private=True)
+    (folder / "receiver.jwk").write_text(json.dumps(receiver_key.as_dict(private=True)))
+    oauth.setdefault("trusted_issuers", []).append(
+        {"issuer": RECEIVER_ISSUER, "jwks": {"keys": [receiver_key.as_dict(private=False)]}}
+    )
+    # A transmitter whose SETs the push endpoint takes (none of the generated ones is signed
+    # by it: they all meet a refusal, which is what the run checks).
+    pager_key = ECKey.generate_key("P-256", parameters={"kid": "fuzz-pager"}, private=False)
+    raw["events"] = {
+        "transmitters": [
+            {
+                "name": "fuzz-pager",
+                "issuer": "https://pager.fuzz.example",
+                "jwks": {"keys": [pager_key.as_dict(private=False)]},
+                "events": ["urn:authzen-bridge:event-type:access-request-decision"],
+            }
+        ],
+        "transmitter": {
+            "enabled": True,
+            "receivers": [
+                {
+                    "name": "fuzz",
+                    "issuer": RECEIVER_ISSUER,
+                    "subject": RECEIVER_SUBJECT,
+                    "audience": "https://receiver.fuzz.example",
+                }
+            ],
+        }
+    }
     return raw
 
 
@@ -98,6 +136,21 @@ class RunningBridge:
     config: Path
     log: Path
     process: subprocess.Popen[bytes]
+
+    def receiver_token(self) -> str:
+        """A bearer token of the configured SSF receiver for the stream management API
+        (`aud`: `<public_url>/ssf`), valid for the run."""
+        key = ECKey.import_key(json.loads((self.config.parent / "receiver.jwk").read_text()))
+        now = int(time.time())
+        claims = {
+            "iss": RECEIVER_ISSUER,
+            "sub": RECEIVER_SUBJECT,
+            "aud": self.url + "/ssf",
+            "iat": now,
+            "exp": now + 3600,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode({"alg": "ES256", "kid": "fuzz-receiver"}, claims, key)
 
     def approver_token(self, sub: str = "manager-1") -> str:
         """A demo approver's bearer token, as `bridge approvers token SUB` prints it."""

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
+import rfc8785
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -210,6 +211,13 @@ class StreamManagement:
         verified = body.get("verified")
         if verified is not None and not isinstance(verified, bool):
             raise BadStreamRequest("verified must be true or false")
+        try:
+            canonical(subject)  # the spelling it is kept by must exist (RFC 8785)
+        except (rfc8785.CanonicalizationError, UnicodeError):
+            raise BadStreamRequest(
+                "subject holds a value with no canonical JSON form (a number beyond 2^53, "
+                "or text that is not Unicode)"
+            ) from None
         return record, subject
 
     # -- §8.1.4 verification ---------------------------------------------------------------

@@ -302,6 +302,22 @@ def test_a_receiver_may_have_as_many_streams_as_configured(bridges: Bridges) -> 
     assert first
 
 
+def test_a_subject_with_no_canonical_form_is_refused(bridges: Bridges) -> None:
+    a = bridges.a
+    headers = receiver_headers("siem")
+    for stream in a.http.get("/ssf/streams", headers=headers).json():
+        a.http.delete("/ssf/streams", params={"stream_id": stream["stream_id"]}, headers=headers)
+    stream_id = create_stream(a, "siem", {})["stream_id"]
+    # Found by `make fuzz`: a number beyond 2^53 has no RFC 8785 spelling to keep it by.
+    subject = {"format": "opaque", "id": "x", "n": 579359417659877504}
+    refused = a.http.post(
+        "/ssf/subjects:add", json={"stream_id": stream_id, "subject": subject}, headers=headers
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "invalid_request"
+    a.http.delete("/ssf/streams", params={"stream_id": stream_id}, headers=headers)
+
+
 def test_a_verification_event_comes_on_the_stream(bridges: Bridges) -> None:
     a = bridges.a
     stream = create_stream(a, "siem", {})
