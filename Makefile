@@ -33,7 +33,8 @@ test: lint
 
 # wrk drives the HTTP benchmarks; installed from the distribution when missing (needs root).
 # The PostgreSQL figures start a private server of their own (as the tests do); bench.peers
-# needs node and npm, and installs its peers into bench/peers/node_modules.
+# needs node and npm, and installs its peers into bench/peers/node_modules; it ends with the
+# performance goals as ratios (token, evaluation, varied mixes) and the DPoP latency.
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.authzen

@@ -40,6 +40,7 @@ from .notifications.assembly import Notifications
 from .oauth.assembly import OAuth
 from .outbox import Handler, OutboxWorker
 from .rar import ProfileSet, load_profiles
+from .routing import IndexedRouter
 from .settings import PEPAuthSettings, Settings
 from .shared import Shared
 from .store.backends import describe
@@ -249,6 +250,8 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},  # type: ignore[dict-item]
     )
+    # Fixed paths are looked up, not searched for among some forty routes (bridge.routing).
+    app.router = IndexedRouter(routes, lifespan=lifespan)
     if settings.metrics.enabled:
         app.add_middleware(RequestMetrics)
     # Added last, so outermost: even the metrics layer runs with the request's id.

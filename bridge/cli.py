@@ -222,6 +222,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .serving import CoalescingHttpToolsProtocol
 
     _configure_logging(settings)
     loaded = _load_everything(settings)
@@ -246,6 +247,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=where.port,
         log_level=settings.server.log_level,
         access_log=settings.server.access_log,
+        http=CoalescingHttpToolsProtocol,  # an answer's head and body in one write
     )
     return 0
 
@@ -272,12 +274,14 @@ def _worker(settings: Settings, where: Listen) -> None:
     import uvicorn
 
     from .app import create_app
+    from .serving import CoalescingHttpToolsProtocol
 
     _configure_logging(settings)
     config = uvicorn.Config(
         create_app(settings),
         log_level=settings.server.log_level,
         access_log=settings.server.access_log,
+        http=CoalescingHttpToolsProtocol,
     )
     uvicorn.Server(config).run(sockets=[listening_socket(where)])
 

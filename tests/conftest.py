@@ -25,6 +25,7 @@ import pytest
 import uvicorn
 
 from bridge.app import create_app
+from bridge.serving import CoalescingHttpToolsProtocol
 from bridge.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +60,14 @@ class ServerThread:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        # The HTTP protocol `bridge serve` runs (bridge.serving), so every test goes through it.
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            http=CoalescingHttpToolsProtocol,
+        )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True

@@ -16,7 +16,9 @@ import cedarpy
 import pytest
 from cedarpy import pst
 
+from bridge.authzen.cedar import calls as cedar_calls_module
 from bridge.authzen.cedar import engine as engine_module
+from bridge.authzen.cedar import entities as entities_module
 from bridge.authzen.cedar.engine import CedarPDP
 from bridge.authzen.cedar.names import DROPPED, cedar_record, cedar_type, to_cedar_value
 from bridge.authzen.cedar.reload import StoreHolder
@@ -651,24 +653,13 @@ class CedarCalls:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.entities: list[Any] = []
-        self._inside = False
-        real_one, real_batch = cedarpy.is_authorized, cedarpy.is_authorized_batch
+        real = cedar_calls_module.authorize
 
-        def one(request: Any, policies: Any, entities: Any, *args: Any, **kw: Any) -> Any:
+        def authorize(requests: Any, policies: Any, entities: Any) -> Any:
             self.entities.append(entities)
-            self._inside = True  # cedarpy's is_authorized calls is_authorized_batch
-            try:
-                return real_one(request, policies, entities, *args, **kw)
-            finally:
-                self._inside = False
+            return real(requests, policies, entities)
 
-        def batch(requests: Any, policies: Any, entities: Any, *args: Any, **kw: Any) -> Any:
-            if not self._inside:
-                self.entities.append(entities)
-            return real_batch(requests, policies, entities, *args, **kw)
-
-        monkeypatch.setattr(engine_module.cedarpy, "is_authorized", one)
-        monkeypatch.setattr(engine_module.cedarpy, "is_authorized_batch", batch)
+        monkeypatch.setattr(engine_module, "authorize", authorize)
 
     def take(self) -> list[Any]:
         out, self.entities = self.entities, []
@@ -735,6 +726,34 @@ async def test_unknown_entity_is_evaluated_from_its_properties(org_store: Policy
     unknown_doc = ("Doc", "d9")
     edit = evaluation(("User", "carol"), "edit", unknown_doc, resource_props={"title": "x"})
     assert await decide(pdp, edit) is False
+
+
+async def test_a_small_store_adds_new_entities_to_its_handle(
+    org_store: PolicyStore, cedar_calls: CedarCalls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entities a request adds (none of them stored) go into a copy of a small store's
+    handle instead of a slice; the decisions are the slices' (and the tests')."""
+    carol = ("User", "carol")
+    pdp = pdp_for(org_store)
+    cases = [
+        (evaluation(ZOE, "edit", D1, subject_props={"dept": "ops"}), True),
+        (evaluation(ZOE, "edit", D1, subject_props={"dept": "eng"}), False),
+        (evaluation(ZOE, "edit", D1, subject_props={"level": 2}), True),
+        (evaluation(ZOE, "view", D1, subject_props={"level": 9}), False),
+        (evaluation(carol, "edit", ("Doc", "d9"), resource_props={"title": "x"}), False),
+    ]
+    expected = [want for _, want in cases]
+    requests = [request for request, _ in cases]
+    assert len(org_store.entities) <= entities_module.SMALL_STORE
+    assert [await decide(pdp, r) for r in requests] == expected
+    assert [d.decision for d in await pdp.evaluations(requests)] == expected
+    added = cedar_calls.take()
+    assert added and all(isinstance(c, cedarpy.Entities) for c in added)
+    assert all(c is not org_store.entities.handle for c in added)
+    monkeypatch.setattr(entities_module, "SMALL_STORE", 0)
+    assert [await decide(pdp, r) for r in requests] == expected
+    assert [d.decision for d in await pdp.evaluations(requests)] == expected
+    assert all(isinstance(c, str) for c in cedar_calls.take())
 
 
 async def test_batch_items_overlaying_one_entity_differently(org_store: PolicyStore) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bridge.request_id import new_request_id
 from tests.conftest import (
     DEMO_PUBLIC_URL,
     DEMO_STORES,
@@ -375,6 +377,25 @@ def test_request_id_is_generated_when_absent(
     ids = [first.headers["x-request-id"], second.headers["x-request-id"]]
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids), ids
     assert ids[0] != ids[1]
+
+
+def test_generated_request_ids_stay_distinct_across_refills_and_a_fork() -> None:
+    # Ids come from a pool of system randomness: past its refills, and in a forked worker
+    # (which must not hand out its parent's next ids), every id is new.
+    parent = [new_request_id() for _ in range(1000)]
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first ids, then out at once
+        os.write(writer, " ".join(new_request_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(writer)
+    child = os.read(reader, 4096).decode().split()
+    os.close(reader)
+    os.waitpid(pid, 0)
+    after = [new_request_id() for _ in range(3)]
+    ids = parent + child + after
+    assert len(child) == 3 and len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
 
 
 def test_request_id_on_metadata_and_health(client: httpx.Client) -> None:

@@ -25,7 +25,10 @@ tests expect, for every request of the mixes and every test case of the `default
 Beside req/s, each run reads the CPU time the server process used (Linux `/proc`): CPU per
 request moves far less than throughput when other work loads the machine.
 
-Usage: python -m bench.peers [--seconds 3] [--rounds 5] [--connections 16]
+After the rounds: the latency of a token request with a DPoP proof beside a Bearer one, one
+request at a time, on both token servers; then the performance goals (`goals.py`) as ratios.
+
+Usage: python -m bench.peers [--seconds 3] [--rounds 5] [--connections 16] [--latency-requests 200]
 Needs wrk, node and npm on the PATH; installs the peers with `npm ci` when needed.
 """
 
@@ -60,8 +63,9 @@ from bench.harness import (
     started_server,
     wrk_run,
 )
-from bench.peers import mixes, node
+from bench.peers import goals, mixes, node
 from bench.peers.mixes import Case
+from bench.peers.report import report
 from bench.token_endpoint import (
     BASIC,
     CLIENT_ID,
@@ -286,72 +290,6 @@ def run_rounds(table: list[Row], args: argparse.Namespace, workdir: Path) -> Non
             print(f"round {number}  {row.what:42} " + "  ".join(figures) + "  req/s", flush=True)
 
 
-def round_ratios(bridge: Target, peer: Target) -> list[float]:
-    return [b.rate / p.rate for b, p in zip(bridge.runs, peer.runs, strict=True)]
-
-
-def _cpu(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.0f}"
-
-
-def report(table: list[Row], labels: dict[str, str], args: argparse.Namespace) -> None:
-    print()
-    print(
-        f"{args.rounds} rounds of {args.seconds:g} s, wrk -t1 -c{args.connections}. "
-        "ratio = bridge / peer req/s (above 1: the bridge is faster), of the medians, and the "
-        "median of the rounds' ratios. CPU: the server process's CPU time per request "
-        "(all its threads), median over the rounds; CPU ratio = peer / bridge (above 1: the "
-        "bridge needs less). Latency: median / p99 in ms, medians over the rounds."
-    )
-    print()
-    print(
-        "| what | peer | bridge req/s | peer req/s | ratio | round ratio "
-        "| CPU µs/req bridge / peer | CPU ratio | bridge latency | peer latency |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for row in table:
-        b_median, b_p99 = row.bridge.latency()
-        b_cpu = row.bridge.cpu_per_request()
-        for peer in row.peers:
-            p_median, p_p99 = peer.latency()
-            p_cpu = peer.cpu_per_request()
-            ratio = statistics.median(round_ratios(row.bridge, peer))
-            cpu_ratio = "n/a" if b_cpu is None or p_cpu is None else f"{p_cpu / b_cpu:.2f}"
-            print(
-                f"| {row.what} | {labels[peer.label]} | {row.bridge.rate():,.0f} "
-                f"| {peer.rate():,.0f} | {row.bridge.rate() / peer.rate():.2f} | {ratio:.2f} "
-                f"| {_cpu(b_cpu)} / {_cpu(p_cpu)} | {cpu_ratio} "
-                f"| {b_median:.1f} / {b_p99:.1f} | {p_median:.1f} / {p_p99:.1f} |"
-            )
-    heads = " | ".join(f"round {n}" for n in range(1, args.rounds + 1))
-    print()
-    print("Round by round, req/s: bridge / peer (ratio)")
-    print()
-    print(f"| what | peer | {heads} |")
-    print("|---|---|" + "---|" * args.rounds)
-    for row in table:
-        for peer in row.peers:
-            cells = " | ".join(
-                f"{b.rate:,.0f} / {p.rate:,.0f} ({b.rate / p.rate:.2f})"
-                for b, p in zip(row.bridge.runs, peer.runs, strict=True)
-            )
-            print(f"| {row.what} | {peer.label} | {cells} |")
-    if not all(target.cpu for row in table for target in [row.bridge, *row.peers]):
-        return
-    print()
-    print("Round by round, CPU µs per request: bridge / peer")
-    print()
-    print(f"| what | peer | {heads} |")
-    print("|---|---|" + "---|" * args.rounds)
-    for row in table:
-        for peer in row.peers:
-            cells = " | ".join(
-                f"{b * 1e6:,.0f} / {p * 1e6:,.0f}"
-                for b, p in zip(row.bridge.cpu, peer.cpu, strict=True)
-            )
-            print(f"| {row.what} | {peer.label} | {cells} |")
-
-
 def load_average() -> str:
     """The machine's load, which other work on a shared machine adds to the figures'."""
     one, five, _ = os.getloadavg()
@@ -363,6 +301,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--latency-requests", type=int, default=200, help="per kind, for the DPoP latency"
+    )
     args = parser.parse_args()
     if args.seconds > LONGEST_DPOP_RUN:
         parser.error(f"--seconds above {LONGEST_DPOP_RUN}: DPoP proofs would grow too old")
@@ -405,7 +346,16 @@ def main() -> int:
         print("checked: tokens, DPoP binding and decisions are right on every server")
         table = rows(servers)
         run_rounds(table, args, workdir)
+        token_urls = {"bridge": servers.bridge.url + "/token", "oidc": servers.oidc.url + "/token"}
+        latency = goals.dpop_latency_lines(token_urls, args.latency_requests)
     report(table, labels, args)
+    print("\nGoals, from this run:")
+    print("\n".join(goals.goal_lines(table)))
+    print(
+        f"\nToken latency, one connection, {args.latency_requests} requests of each kind, "
+        "median (at 16 connections: the table's latency columns):"
+    )
+    print("\n".join(latency))
     print(f"\nwhole run: {time.monotonic() - started:.0f} s; {load_average()}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..jose.json_text import dumps
 from ..jose.strict_json import DuplicateMemberError, NotUTF8Error, StrictJSONError, loads
 from .errors import AuthZENError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .models import JSONObject
@@ -53,7 +54,7 @@ def json_response(body: JSONObject, status: int = 200) -> Response:
     if status == 200 and body in _PLAIN_DECISIONS:
         # The two most frequent answers, serialised once.
         return Response(_PLAIN_DECISIONS_BYTES[body["decision"]], media_type=JSON_MEDIA_TYPE)
-    return JSONResponse(body, status_code=status)
+    return Response(dumps(body), status_code=status, media_type=JSON_MEDIA_TYPE)
 
 
 _PLAIN_DECISIONS: list[JSONObject] = [{"decision": True}, {"decision": False}]

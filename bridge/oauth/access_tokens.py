@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from joserfc import jws, jwt
+from joserfc import jwt
 from joserfc.errors import JoseError
 
 from ..jose.compact import parse_compact
+from ..jose.compact_signing import sign_compact
+from ..jose.json_text import dumps
 from ..jose.signing_keys import SigningKeys
 
 TYP = "at+jwt"
@@ -21,8 +22,8 @@ async def mint(keys: SigningKeys, claims: dict[str, Any], typ: str = TYP) -> str
     signing = await keys.active()
     header = {"typ": typ, "alg": signing.alg, "kid": signing.kid}
     # The claims are ours and already valid: serialise them straight into a JWS.
-    payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
-    return jws.serialize_compact(header, payload, signing.key, algorithms=[signing.alg])
+    payload = dumps(claims)
+    return sign_compact(signing, header, payload)
 
 
 async def read(keys: SigningKeys, token: str, issuer: str) -> dict[str, Any] | None:

@@ -14,8 +14,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from prometheus_client import Counter
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ..authzen.errors import PDPError
 from ..errors import (
@@ -25,6 +26,7 @@ from ..errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from ..jose.json_text import dumps
 from ..metrics import TOKEN_REQUESTS
 from .client_auth import CLIENT_AUTH_PARAMETERS, ClientAuthenticator
 from .clients import Client
@@ -36,6 +38,8 @@ from .grants.base import Grant, TokenRequest
 from .responses import NO_STORE, error_response
 
 log = logging.getLogger("bridge.oauth.token")
+
+JSON_MEDIA_TYPE = "application/json"
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class TokenEndpoint:
         self._dpop = dpop
         self._grants = grants  # the assembly's own mapping: later installs count
         self._extensions = extensions
+        self._issued: dict[str, Counter] = {}  # grant type → its `issued` counter
 
     async def handle(self, request: Request) -> Response:
         # The grant type as a metric label once it is one the bridge serves (bounded values).
@@ -73,12 +78,17 @@ class TokenEndpoint:
             # A bug must still answer in OAuth's words, and never with a token.
             log.exception("token request failed")
             return self._refused(request, ServerError("the token request could not be processed"))
-        TOKEN_REQUESTS.labels(request.state.grant_type, "issued").inc()
+        issued = self._issued.get(request.state.grant_type)
+        if issued is None:  # one counter per grant type the bridge serves: a bounded cache
+            issued = self._issued[request.state.grant_type] = TOKEN_REQUESTS.labels(
+                request.state.grant_type, "issued"
+            )
+        issued.inc()
         headers = dict(NO_STORE)
         if self._dpop.requires_nonce:
             # RFC 9449 §8.2: the nonce for the client's next proof rides on this answer.
             headers["DPoP-Nonce"] = self._dpop.fresh_nonce()
-        return JSONResponse(body, headers=headers)
+        return Response(dumps(body), media_type=JSON_MEDIA_TYPE, headers=headers)
 
     @staticmethod
     def _refused(request: Request, error: OAuthError) -> Response:

@@ -1,4 +1,4 @@
-"""Revoking a granted approval (issue: "Revocation"): by an approver whom policy allows
+"""Revoking a granted approval: by an approver whom policy allows
 (`POST /access/v1/approvals/{id}/revoke`) or by an operator (`bridge approvals revoke ID`).
 From then on a deferral waiting on it answers `access_denied`, tokens issued under it are
 inactive at introspection, an AuthZEN re-evaluation presenting it is denied, and nothing can

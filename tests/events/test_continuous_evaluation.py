@@ -1,4 +1,4 @@
-"""Continuous evaluation at introspection (issue 14, "Continuous evaluation"): with
+"""Continuous evaluation at introspection (docs/events.md): with
 `oauth.introspection_reevaluates`, introspection asks the policies again whether a live
 token's access is still permitted; a policy edit that removes a permit makes the token
 inactive (for good) and the transmitter sends CAEP `token-claims-change`. A token issued under

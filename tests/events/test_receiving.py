@@ -1,4 +1,4 @@
-"""Receiving events (issue 14, "Receiving events"), over real HTTP against the real bridge:
+"""Receiving events (docs/events.md), over real HTTP against the real bridge:
 SETs pushed to `/ssf/events` (RFC 8935) by transmitters the tests play.
 
 - every SET is verified completely before anything changes: a forged, wrong-audience,

@@ -1,4 +1,4 @@
-"""The bridge as an SSF transmitter (issue 14, "Sending events"), with two bridges over real
+"""The bridge as an SSF transmitter (docs/events.md), with two bridges over real
 HTTP and real keys: A transmits, B receives.
 
 - A's `/.well-known/ssf-configuration` and its stream management API, for receivers with

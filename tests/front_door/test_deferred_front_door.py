@@ -1,4 +1,4 @@
-"""The deferred front door over real HTTP (issue: "The deferred front door"): a person's
+"""The deferred front door over real HTTP: a person's
 authorization request that needs an approval, finished later by the client with the
 deferred grant, in the two ways DTR gives the code flow.
 

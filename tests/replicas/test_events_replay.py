@@ -1,4 +1,4 @@
-"""A SET is taken once across replicas (issue 14: "replayed (at another replica too)"): the
+"""A SET is taken once across replicas (a replay at another replica is refused too): the
 replay cache its `jti` goes into is the shared database's, so the same SET pushed to a second
 replica, later or at the same moment, is refused there and changes nothing."""
 

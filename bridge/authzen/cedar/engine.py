@@ -10,13 +10,13 @@ with the request's `properties`; the request `context` is the Cedar context, plu
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import cedarpy
 
+from ...jose.json_text import dumps_str
 from ..batch import truncate
 from ..errors import EngineError
 from ..models import (
@@ -31,6 +31,7 @@ from ..models import (
     SubjectSearchRequest,
 )
 from ..pagination import Paginator
+from .calls import authorize, outcome
 from .entities import EntityGraph, Record
 from .index import IndexKey
 from .names import ACTION_TYPE, EntityUid, cedar_record, cedar_type
@@ -166,11 +167,12 @@ class CedarPDP:
 
     def _decide(self, store: PolicyStore, items: list[_Item]) -> list[Decision | str]:
         """One outcome per item, in order: a Decision, or the engine's reason for none."""
+        explanations = self.explanations
         if len(items) == 1 and not items[0].overlays:
             # The common single decision: no grouping, the store's pre-parsed entities.
             policy_set, _ = store.index.policy_set(items[0].key)
-            result = cedarpy.is_authorized(items[0].request, policy_set, store.entities.handle)
-            return [self._outcome(store, result)]
+            [answer] = authorize([items[0].request], policy_set, store.entities.handle)
+            return [outcome(answer, store.approval_template, explanations=explanations)]
         outcomes: list[Decision | str] = [""] * len(items)
         groups: dict[IndexKey, list[int]] = {}
         for n, item in enumerate(items):
@@ -178,25 +180,14 @@ class CedarPDP:
         for key, members in groups.items():
             policy_set, named = store.index.policy_set(key)
             for chunk, entities in _calls(store.entities, [items[n] for n in members], named):
-                results = cedarpy.is_authorized_batch(
+                answers = authorize(
                     [items[members[i]].request for i in chunk], policy_set, entities
                 )
-                for i, result in zip(chunk, results, strict=True):
-                    outcomes[members[i]] = self._outcome(store, result)
+                for i, answer in zip(chunk, answers, strict=True):
+                    outcomes[members[i]] = outcome(
+                        answer, store.approval_template, explanations=explanations
+                    )
         return outcomes
-
-    def _outcome(self, store: PolicyStore, result: cedarpy.AuthzResult) -> Decision | str:
-        if result.decision is cedarpy.Decision.NoDecision:
-            errors = result.diagnostics.errors
-            return "the policy engine reached no decision" + (f": {errors[0]}" if errors else "")
-        allowed = result.decision is cedarpy.Decision.Allow
-        requestable = None if allowed else store.approval_template(result.diagnostics.reasons)
-        if not self.explanations:
-            return Decision(allowed, requestable=requestable)
-        context: JSONObject = {"determining_policies": sorted(result.diagnostics.reasons)}
-        if result.diagnostics.errors:
-            context["evaluation_errors"] = list(result.diagnostics.errors)
-        return Decision(allowed, context, requestable=requestable)
 
 
 def _permitted(outcome: Decision | str) -> bool:
@@ -207,7 +198,7 @@ def _context(context: JSONObject | None, action_properties: JSONObject | None) -
     """The Cedar context as JSON text: serialised once, however many requests share it."""
     record = cedar_record(context) if context else {}
     record[ACTION_PROPERTIES] = cedar_record(action_properties) if action_properties else {}
-    return json.dumps(record, separators=(",", ":"))
+    return dumps_str(record)
 
 
 def _from_request(store: PolicyStore, request: EvaluationRequest) -> _Item:
@@ -268,9 +259,10 @@ def _calls(
     """Split items into Cedar calls, each with the entities its requests need.
 
     Items that change no entity share the store's pre-parsed handle. Otherwise a call gets
-    a slice, and items share a call only when every entity they can reach looks the same to
-    all of them: an item that overlays an entity never shares with one that reaches the
-    stored (or a differently overlaid) version of it.
+    a slice (or, in a small store, the handle with the overlays added:
+    `EntityGraph.entities_for`), and items share a call only when every entity they can reach
+    looks the same to all of them: an item that overlays an entity never shares with one
+    that reaches the stored (or a differently overlaid) version of it.
     """
     if not any(item.overlays for item in items):
         return [(list(range(len(items))), graph.handle)]
@@ -286,10 +278,10 @@ def _calls(
         for uid in item.uids:
             reach |= graph.slice(uid)
         if any(overlays.get(uid) != item.overlays.get(uid) for uid in used & reach):
-            calls.append((chunk, graph.serialise(used, overlays)))
+            calls.append((chunk, graph.entities_for(used, overlays)))
             chunk, overlays, used = [], {}, set()
         chunk.append(n)
         overlays.update(item.overlays)
         used |= reach
-    calls.append((chunk, graph.serialise(used, overlays)))
+    calls.append((chunk, graph.entities_for(used, overlays)))
     return calls

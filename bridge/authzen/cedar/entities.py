@@ -1,11 +1,14 @@
 """A store's entities: the parsed Cedar handle plus what the bridge needs to slice it.
 
-Two ways to give Cedar its entities for a request:
+Three ways to give Cedar its entities for a request:
 - the whole store's pre-parsed handle, when the request adds nothing to it (the fast path);
 - a small slice, when request `properties` change or add an entity: the entities reachable
   from the request's principal, action and resource (through parents and entity-valued
   attributes) and those the candidate policies name, serialised from cached fragments. Its
-  cost does not grow with the size of the store, unlike cloning the handle to add a delta.
+  cost does not grow with the size of the store, unlike cloning the handle to add a delta;
+- in a small store (`SMALL_STORE` entities at most), when the request only adds entities:
+  the handle cloned with them added, which costs Cedar less than parsing a slice while the
+  store is that small.
 """
 
 from __future__ import annotations
@@ -16,9 +19,14 @@ from typing import Any
 
 import cedarpy
 
+from ...jose.json_text import dumps_str
 from .names import ACTION_TYPE, EntityUid
 
 Record = dict[str, Any]
+
+# Up to this many stored entities (the schema's actions included), a request that adds
+# entities gets a copy of the store's handle with them added, rather than a slice.
+SMALL_STORE = 32
 
 
 class EntityGraph:
@@ -71,7 +79,7 @@ class EntityGraph:
     def fragment(self, uid: EntityUid) -> str:
         cached = self._fragments.get(uid)
         if cached is None:
-            cached = self._fragments[uid] = json.dumps(self._records[uid], separators=(",", ":"))
+            cached = self._fragments[uid] = dumps_str(self._records[uid])
         return cached
 
     def slice(self, uid: EntityUid) -> frozenset[EntityUid]:
@@ -92,9 +100,22 @@ class EntityGraph:
         result = self._slices[uid] = frozenset(seen)
         return result
 
+    def entities_for(
+        self, uids: Iterable[EntityUid], overlays: dict[EntityUid, Record]
+    ) -> cedarpy.Entities | str:
+        """What a call whose requests reach `uids` is decided against: `serialise`'s slice;
+        or, when the store is small and the overlays only add entities, a copy of the
+        pre-parsed handle with them added. Parsing even a two-entity slice costs Cedar about
+        17 µs more than deciding on a handle; the copy costs about 9 µs at 10 entities, 35 µs
+        at 100 and 390 µs at 1,000 (2 cores, 2026-12-07), hence the bound."""
+        if len(self._records) <= SMALL_STORE and not any(uid in self._records for uid in overlays):
+            delta = "[" + ",".join(dumps_str(record) for record in overlays.values()) + "]"
+            return self.handle.with_added_json_str(delta)
+        return self.serialise(uids, overlays)
+
     def serialise(self, uids: Iterable[EntityUid], overlays: dict[EntityUid, Record]) -> str:
         """A Cedar entities document: the overlays, and the stored form of the other `uids`."""
-        parts = [json.dumps(record, separators=(",", ":")) for record in overlays.values()]
+        parts = [dumps_str(record) for record in overlays.values()]
         parts.extend(
             self.fragment(uid) for uid in uids if uid not in overlays and uid in self._records
         )

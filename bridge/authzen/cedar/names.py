@@ -29,12 +29,26 @@ _DECIMAL_LIMIT = 922_337_203_685_477
 
 
 def cedar_type(authzen_type: str) -> str:
+    cached = _CEDAR_TYPES.get(authzen_type)
+    if cached is not None:
+        return cached
     segments = authzen_type.split("::")
     if not authzen_type.startswith(_ESCAPE_PREFIX) and all(
         _IDENT.match(s) and s not in _RESERVED for s in segments
     ):
-        return authzen_type
-    return _ESCAPE_PREFIX + authzen_type.encode("utf-8").hex()
+        converted = authzen_type
+    else:
+        converted = _ESCAPE_PREFIX + authzen_type.encode("utf-8").hex()
+    # Types come from requests: the cache is bounded, in entries and in their length.
+    if len(_CEDAR_TYPES) < _MAX_CACHED_TYPES and len(authzen_type) <= _MAX_CACHED_LENGTH:
+        _CEDAR_TYPES[authzen_type] = converted
+    return converted
+
+
+# Every request names two types, mostly the same few: each is worked out once.
+_CEDAR_TYPES: dict[str, str] = {}
+_MAX_CACHED_TYPES = 4096
+_MAX_CACHED_LENGTH = 200
 
 
 class _Dropped:
