@@ -90,7 +90,7 @@ def demo_settings(folder: Path, port: int) -> dict[str, Any]:
                     "audience": "https://receiver.fuzz.example",
                 }
             ],
-        }
+        },
     }
     return raw
 
