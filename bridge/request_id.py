@@ -7,9 +7,9 @@ call, a log line) reads it without it having to be passed through every signatur
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from contextvars import ContextVar
+
+from .randomness import token_hex
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -20,35 +20,8 @@ def current_request_id() -> str | None:
 
 
 def new_request_id() -> str:
-    """A fresh id: 32 random lowercase hex digits (from the system's random source, as
-    `secrets.token_hex` has them, but read 4 KiB at a time: one system call every 256 ids
-    rather than one per request)."""
-    return _POOL.take(16).hex()
-
-
-class _RandomPool:
-    _SIZE = 4096
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._bytes = b""
-        self._at = 0
-
-    def take(self, count: int) -> bytes:
-        with self._lock:
-            if self._at + count > len(self._bytes):
-                self._bytes, self._at = os.urandom(self._SIZE), 0
-            start, self._at = self._at, self._at + count
-            return self._bytes[start : self._at]
-
-    def forget(self) -> None:
-        """After a fork: the child must not hand out the parent's next ids."""
-        self._lock = threading.Lock()
-        self._bytes, self._at = b"", 0
-
-
-_POOL = _RandomPool()
-os.register_at_fork(after_in_child=_POOL.forget)
+    """A fresh id: 32 random lowercase hex digits (`bridge.randomness`)."""
+    return token_hex(16)
 
 
 class RequestIdLogFilter(logging.Filter):

@@ -20,10 +20,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import ECKey
 from starlette.requests import Request
@@ -51,7 +52,7 @@ from bridge.oauth.client_auth import JWT_BEARER_ASSERTION, ClientAuthenticator
 from bridge.oauth.clients import ClientRegistry, ClientSettings
 from bridge.oauth.dpop import DPoPVerifier
 from bridge.oauth.errors import InvalidDPoPProof, UseDPoPNonce
-from bridge.oauth.form import Form, read_form
+from bridge.oauth.form import Form, form_pairs, read_form
 from bridge.rar import ProfileSet, load_profiles
 from bridge.rar.authorization_details import parse_authorization_details
 from bridge.rar.errors import InvalidAuthorizationDetails
@@ -461,6 +462,46 @@ def test_read_form_returns_a_form_or_raises_invalid_request(body: bytes) -> None
     if form is not None:
         assert isinstance(form, Form)
         form.as_dict()
+
+
+def _parse_qsl_reading(body: bytes) -> list[tuple[str, str]] | str:
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except ValueError:
+        return "refused"
+
+
+def _form_pairs_reading(body: bytes) -> list[tuple[str, str]] | str:
+    try:
+        return form_pairs(body)
+    except ValueError:
+        return "refused"
+
+
+_ESCAPE_PIECES = st.one_of(
+    _FORM_PIECES,
+    st.sampled_from(["\\", "\\x41", "\\u00e9", "\\N{BULLET}", "\\\n", "%5C", "%%41", "%4", "%G1"]),
+    st.sampled_from(["%C3%A9", "%c3%a9", "\u00e9".encode().decode("latin-1"), "%e2%82%ac", "+%2B"]),
+    st.builds(lambda n: f"%{n:02X}", st.integers(0, 255)),
+)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=400)
+@given(
+    body=st.one_of(
+        st.binary(max_size=60),
+        st.lists(_ESCAPE_PIECES, max_size=40).map(lambda p: "".join(p).encode("latin-1")),
+        st.builds(
+            lambda value: urlencode({"authorization_details": value}).encode(),
+            st.text(max_size=40),
+        ),
+    )
+)
+def test_form_pairs_read_a_body_as_parse_qsl_does(body: bytes) -> None:
+    # The form's own percent-decoding must give exactly what the standard library gives,
+    # escapes, backslashes, `+`, malformed `%` and invalid UTF-8 included.
+    shown(body=body)
+    assert _form_pairs_reading(body) == _parse_qsl_reading(body)
 
 
 @PROPERTY_SETTINGS

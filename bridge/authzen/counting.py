@@ -51,8 +51,11 @@ class CountedPDP:
             self._error.inc(len(requests))
             raise
         permits = sum(1 for d in decisions if d.decision)
-        self._permit.inc(permits)
-        self._deny.inc(len(decisions) - permits)
+        # A counter's increment takes a lock: only the ones that change.
+        if permits:
+            self._permit.inc(permits)
+        if permits < len(decisions):
+            self._deny.inc(len(decisions) - permits)
         return decisions
 
     async def search_subject(self, request: SubjectSearchRequest) -> SearchResult:

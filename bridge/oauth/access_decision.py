@@ -110,6 +110,8 @@ class AccessDecision:
         """The claims resource searches give the token `granted` to `principal` (asked only
         now that it is permitted, with the context its evaluations had): for the subject the
         token names, at the audience it will carry (the profile's §6)."""
+        if not self.claims.bindings:
+            return {}
         if granted.shape is not None and granted.shape.token_type != "access_token":
             return {}  # an ID-JAG is a grant for another server, not an RFC 9068 token
         audience = self._issuer.audience_of(granted.resource, granted.details, granted.shape)

@@ -15,6 +15,7 @@ dictionary or brute force reaches, so one fast salted hash is enough.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import logging
@@ -76,14 +77,23 @@ def hash_secret(secret: str) -> str:
 
 def verify_secret(secret: str, hashed: str) -> bool:
     """True when `secret` hashes to `hashed`; the digests are compared in constant time."""
+    parts = _hash_parts(hashed)
+    if parts is None:
+        return False
+    scheme, salt, expected = parts
+    given = hashlib.sha256(salt + secret.encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(given, expected) and scheme == "sha256"
+
+
+@functools.lru_cache(maxsize=4096)
+def _hash_parts(hashed: str) -> tuple[str, bytes, bytes] | None:
+    """Scheme, salt and digest of a registry hash; decoded once per hash, not per request."""
     scheme, _, rest = hashed.partition("$")
     salt_b64, _, digest_b64 = rest.partition("$")
     try:
-        salt, expected = _unb64(salt_b64), _unb64(digest_b64)
+        return scheme, _unb64(salt_b64), _unb64(digest_b64)
     except ValueError:
-        return False
-    given = hashlib.sha256(salt + secret.encode("utf-8", "surrogatepass")).digest()
-    return hmac.compare_digest(given, expected) and scheme == "sha256"
+        return None
 
 
 def _b64(data: bytes) -> str:

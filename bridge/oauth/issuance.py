@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from ..authzen.models import Decision, EvaluationRequest
 from ..errors import AccessDenied, InvalidGrant
 from ..jose.signing_keys import SigningKeys
+from ..randomness import token_urlsafe
 from ..settings import Settings
 from ..store.contract import RefreshTokenRecord, RefreshTokenStore
 from .access_tokens import mint
@@ -103,7 +104,7 @@ class Issuer:
             "client_id": client.client_id,
             "iat": now,
             "exp": now + lifetime,
-            "jti": (shape.jti if shape is not None else None) or secrets.token_urlsafe(16),
+            "jti": (shape.jti if shape is not None else None) or token_urlsafe(16),
         }
         if details:
             claims["authorization_details"] = details
@@ -192,7 +193,7 @@ class Issuer:
             "client_id": client.client_id,
             "iat": now,
             "exp": now + lifetime,
-            "jti": (shape.jti if shape is not None else None) or secrets.token_urlsafe(16),
+            "jti": (shape.jti if shape is not None else None) or token_urlsafe(16),
         }
         if resource:
             claims["resource"] = resource[0] if len(resource) == 1 else resource

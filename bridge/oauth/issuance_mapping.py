@@ -27,12 +27,12 @@ which of an exchange's gates was denied only reaches the log.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Sequence
 from typing import Any
 
 from ..authzen.models import Decision, Subject
 from ..errors import InvalidRequest, InvalidScope, OAuthError, ServerError
+from ..randomness import token_urlsafe
 from ..rar.errors import InvalidAuthorizationDetails
 from ..rar.profiles import ProfileSet
 from ..rar.token_issuance import (
@@ -150,7 +150,7 @@ class TokenIssuanceMapping:
         if asked.jkt is not None:
             context["cnf"] = {"jkt": asked.jkt}
         # §5.4.1: the `jti` of the token to be minted, so the PDP's log and the token join.
-        context["jti"] = secrets.token_urlsafe(16)
+        context["jti"] = token_urlsafe(16)
         delegation = asked.principal.delegation
         if delegation is not None:
             claims = delegation.subject_claims

@@ -123,9 +123,10 @@ class TokenEndpoint:
     def _declared(self, form: Form, grant: Grant) -> Form:
         """The form with only what the grant and its extensions read (and client
         authentication's); a parameter the grant refuses is an error."""
-        for name in sorted(grant.refused):
-            if name in form:
-                raise InvalidRequest(f"{name} is not allowed with grant_type {grant.grant_type}")
+        refused = [name for name in grant.refused if name in form]
+        if refused:
+            name = min(refused)  # the same one whatever the set's order
+            raise InvalidRequest(f"{name} is not allowed with grant_type {grant.grant_type}")
         keep = grant.parameters | CLIENT_AUTH_PARAMETERS | {"grant_type"}
         if grant.extensible:
             for extension in self._extensions:
