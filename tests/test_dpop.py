@@ -18,19 +18,22 @@ from joserfc.jws import JWSRegistry
 from bridge.oauth.dpop import DPoPVerifier
 from bridge.oauth.errors import InvalidDPoPProof, UseDPoPNonce
 from bridge.settings import DPoPSettings
+from tests.conftest import REPO
 from tests.memory_replay import MemoryReplay
 
 URL = "https://bridge.example/token"
 ACCESS_TOKEN = "eyJhbGciOiJFUzI1NiJ9.e30.sig"
 
 
+KEYS = REPO / "tests" / "data" / "keys"
 KEY_MAKERS: dict[str, tuple[Callable[[], Key], str]] = {
     "ec-p256": (lambda: ECKey.generate_key("P-256"), "ES256"),
     "ec-p384": (lambda: ECKey.generate_key("P-384"), "ES384"),
     "ed25519": (lambda: OKPKey.generate_key("Ed25519"), "EdDSA"),
     "rsa-2048": (lambda: RSAKey.generate_key(2048), "RS256"),
     "rsa-4096": (lambda: RSAKey.generate_key(4096), "PS256"),
-    "rsa-8192": (lambda: RSAKey.generate_key(8192), "RS256"),  # slow: made once per session
+    # Made once, kept in the repository: generating it takes longer than the rest of the file.
+    "rsa-8192": (lambda: RSAKey.import_key((KEYS / "rsa-8192.pem").read_bytes()), "RS256"),
 }
 
 
