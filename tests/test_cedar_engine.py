@@ -531,6 +531,54 @@ async def test_index_decides_like_the_whole_policy_set(index_store: PolicyStore)
             assert_same(decision, reference(index_store, request), request)
 
 
+CONTEXT_POLICIES = """
+@reason("the word context in an annotation and a string reads nothing")
+permit (principal is User, action == Action::"view", resource is Doc)
+when { resource.title != "context" };
+
+permit (principal is User, action == Action::"edit", resource is Doc);
+
+forbid (principal, action == Action::"edit", resource)
+when { context has frozen && context.frozen };
+
+forbid (principal, action == Action::"share", resource)
+unless { [1, {"n": context.action_properties}].contains(1) };
+"""
+
+
+async def test_a_context_no_candidate_reads_is_left_out_and_one_that_is_read_decides(
+    tmp_path: Path,
+) -> None:
+    store = load_store(
+        "ctx",
+        make_store(
+            tmp_path / "ctx",
+            CONTEXT_POLICIES,
+            None,
+            [entity("User", "u1"), entity("Doc", "d1", {"title": "plan"})],
+        ),
+    )
+    index = store.index
+    assert not index.policy_set(index.key("User", "view", "Doc")).reads_context
+    assert index.policy_set(index.key("User", "edit", "Doc")).reads_context
+    assert index.policy_set(index.key("User", "share", "Doc")).reads_context  # deep in a record
+    pdp = pdp_for(store, explanations=True)
+    frozen = {"frozen": True}
+    requests = [
+        evaluation(("User", "u1"), "view", ("Doc", "d1"), context=frozen),
+        evaluation(("User", "u1"), "edit", ("Doc", "d1")),
+        evaluation(("User", "u1"), "edit", ("Doc", "d1"), context=frozen),
+    ]
+    # Alone and in one batch, each as Cedar decides it over every policy with the context.
+    singles = [await pdp.evaluate(r) for r in requests]
+    batched = await pdp.evaluations(requests)
+    for request, single, in_batch in zip(requests, singles, batched, strict=True):
+        expected = reference(store, request)
+        assert_same(single, expected, request)
+        assert_same(in_batch, expected, request)
+    assert [d.decision for d in singles] == [True, True, False]
+
+
 def test_index_narrows_the_candidates(index_store: PolicyStore) -> None:
     index = index_store.index
     by_key = {

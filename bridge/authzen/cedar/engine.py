@@ -33,7 +33,7 @@ from ..models import (
 from ..pagination import Paginator
 from .calls import authorize, outcome
 from .entities import EntityGraph, Record
-from .index import IndexKey
+from .index import Candidates, IndexKey
 from .names import ACTION_TYPE, EntityUid, cedar_record, cedar_type
 from .reload import StoreHolder
 from .store import PolicyStore
@@ -170,24 +170,38 @@ class CedarPDP:
         explanations = self.explanations
         if len(items) == 1 and not items[0].overlays:
             # The common single decision: no grouping, the store's pre-parsed entities.
-            policy_set, _ = store.index.policy_set(items[0].key)
-            [answer] = authorize([items[0].request], policy_set, store.entities.handle)
+            chosen = store.index.policy_set(items[0].key)
+            [answer] = authorize(
+                [_as_read(items[0].request, chosen)], chosen.policy_set, store.entities.handle
+            )
             return [outcome(answer, store.approval_template, explanations=explanations)]
         outcomes: list[Decision | str] = [""] * len(items)
         groups: dict[IndexKey, list[int]] = {}
         for n, item in enumerate(items):
             groups.setdefault(item.key, []).append(n)
         for key, members in groups.items():
-            policy_set, named = store.index.policy_set(key)
-            for chunk, entities in _calls(store.entities, [items[n] for n in members], named):
+            chosen = store.index.policy_set(key)
+            for chunk, entities in _calls(
+                store.entities, [items[n] for n in members], chosen.named
+            ):
                 answers = authorize(
-                    [items[members[i]].request for i in chunk], policy_set, entities
+                    [_as_read(items[members[i]].request, chosen) for i in chunk],
+                    chosen.policy_set,
+                    entities,
                 )
                 for i, answer in zip(chunk, answers, strict=True):
                     outcomes[members[i]] = outcome(
                         answer, store.approval_template, explanations=explanations
                     )
         return outcomes
+
+
+def _as_read(request: dict[str, Any], chosen: Candidates) -> dict[str, Any]:
+    """The request as Cedar needs it for `chosen`: without its context where no candidate
+    reads `context` (Cedar would parse it for nothing)."""
+    if chosen.reads_context:
+        return request
+    return {name: value for name, value in request.items() if name != "context"}
 
 
 def _permitted(outcome: Decision | str) -> bool:

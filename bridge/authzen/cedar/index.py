@@ -6,12 +6,17 @@ which principal types, actions and resource types it can apply to; a request's k
 (principal type, action, resource type) selects the candidates, and the candidates' policy
 set is parsed once per key and kept. Types and actions no policy names collapse into one
 "other" key, so the number of kept sets is bounded by the store, not by what callers send.
+
+A set none of whose policies reads `context` is decided without it: the only way to the
+context is that variable, so the decision cannot depend on it, and Cedar parsing a
+request's context costs about a third of a plain decision.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any
 
 import cedarpy
 from cedarpy import pst
@@ -91,7 +96,7 @@ class PolicyIndex:
         self._principal_types = _union(s.principal_types for s in self._scopes)
         self._actions = _union(s.actions for s in self._scopes)
         self._resource_types = _union(s.resource_types for s in self._scopes)
-        self._sets: dict[IndexKey, tuple[cedarpy.PolicySet, frozenset[EntityUid]]] = {}
+        self._sets: dict[IndexKey, Candidates] = {}
 
     @property
     def named_actions(self) -> frozenset[str]:
@@ -114,13 +119,24 @@ class PolicyIndex:
             and _admits(scope.resource_types, rtype)
         ]
 
-    def policy_set(self, key: IndexKey) -> tuple[cedarpy.PolicySet, frozenset[EntityUid]]:
-        """The candidates' policy set and the entities their text names, built once per key."""
+    def policy_set(self, key: IndexKey) -> Candidates:
+        """The candidates' policy set and what their text reads, built once per key."""
         cached = self._sets.get(key)
         if cached is None:
             chosen = self.candidates(key)
-            cached = self._sets[key] = (build_policy_set(chosen), _named_entities(chosen))
+            cached = self._sets[key] = Candidates(
+                build_policy_set(chosen), _named_entities(chosen), _read_context(chosen)
+            )
         return cached
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The policies that can apply to one key, as Cedar is handed them."""
+
+    policy_set: cedarpy.PolicySet
+    named: frozenset[EntityUid]  # the entities their text names (actions aside)
+    reads_context: bool  # whether any of them mentions `context`
 
 
 def build_policy_set(policies: Sequence[PolicyRecord]) -> cedarpy.PolicySet:
@@ -140,6 +156,24 @@ def _named_entities(policies: Sequence[PolicyRecord]) -> frozenset[EntityUid]:
         for uid in pst.entity_uids(tuple(p.template for p in policies))
         if str(uid.type) != ACTION_TYPE
     )
+
+
+def _read_context(policies: Sequence[PolicyRecord]) -> bool:
+    """True when a policy's tree has the variable `context` anywhere (walked with a stack,
+    not recursion: a policy's depth is bounded by memory, not by the interpreter)."""
+    stack: list[Any] = [p.template for p in policies]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, pst.Var):
+            if value.name == "context":
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, tuple):
+            stack.extend(value)
+        elif is_dataclass(value) and not isinstance(value, type):
+            stack.extend(getattr(value, f.name) for f in fields(value))
+    return False
 
 
 def _admits(allowed: frozenset[str] | None, value: str) -> bool:
