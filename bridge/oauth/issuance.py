@@ -288,7 +288,9 @@ def _token_type(principal: Principal, shape: TokenShape | None) -> str:
 
 def _pdp_claims(own: dict[str, Any], shape: TokenShape | None) -> dict[str, Any]:
     """The PDP's claims (§6.4.5), which never replace one the AS set itself."""
-    claims = dict(shape.claims) if shape is not None else {}
+    if shape is None or not shape.claims:
+        return {}
+    claims = dict(shape.claims)
     taken = sorted((set(own) | RESERVED_CLAIMS) & set(claims))
     if taken:
         raise UnusableIssuance(f"claims sets {taken[0]!r}, which the token already carries")

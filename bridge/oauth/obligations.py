@@ -167,6 +167,8 @@ class Obligations(NoExtension):
         too). When every obligation that could not be complied with came with an answer,
         and the answers agree, that answer is raised: the client can act on it (e.g. the
         person signs in again); otherwise acting on it would not help."""
+        if not any(d.context and "obligations" in d.context for d in decisions):
+            return list(decisions)  # the usual case: nothing to carry out
         checked: list[tuple[Obligation, ObligationHandler, Enforcement, int]] = []
         shortfall = _Shortfall()
         for n, (request, decision) in enumerate(zip(requests, decisions, strict=True)):
