@@ -230,6 +230,9 @@ def test_a_stream_is_created_read_changed_and_deleted(bridges: Bridges) -> None:
     assert read.json() == created
     listed = a.http.get("/ssf/streams", headers=headers).json()
     assert stream_id in [s["stream_id"] for s in listed]
+    # An empty stream_id names no stream and is not the list either (found by make fuzz).
+    empty = a.http.get("/ssf/streams", params={"stream_id": ""}, headers=headers)
+    assert empty.status_code == 400 and empty.json()["error"] == "invalid_request"
     # Another receiver does not see it.
     other = receiver_headers("bridge-b")
     assert (
