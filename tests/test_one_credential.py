@@ -46,6 +46,8 @@ EXTRA = f"""
 [access_requests]
 approver_issuer = "{IDP}"
 allow_anonymous_requesters = true
+[deferral]
+interval_seconds = 1
 """
 
 

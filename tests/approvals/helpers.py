@@ -58,7 +58,8 @@ def approvals_server(
         folder,
         clients=dtr_clients(),
         policies=store or POLICIES / "default",
-        extra=dtr_config_text(folder) + extra,
+        # Clients poll every second: a test waits for the outcome, not the clock.
+        extra=dtr_config_text(folder, deferral={"interval_seconds": 1}) + extra,
     )
     settings = load_settings(config)
     with (
