@@ -25,7 +25,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..access_requests.filing import AccessRequestFiling
+from ..access_requests.filing import AccessRequestFiling, FormInputRequired
 from ..authzen.errors import PDPError
 from ..authzen.models import Decision, requestable_denial
 from ..deferral.filing import asked_of, file_and_defer
@@ -149,7 +149,7 @@ class BackchannelEndpoint:
         # request stays all or nothing, as every request that waits for approvers does.
         planned = self._decision.plan(AskedToken(GRANT_CIBA, client, principal, access, jkt))
         decisions = await self._decision.decide(planned)
-        _refuse_plain_denial(planned, decisions)
+        _refuse_denials(planned, decisions)
         waiting = _Waiting(client, person, principal, asked, access, planned, decisions, jkt)
         key, again = await self._asked_before(waiting)
         return _acknowledgement(again or await self._defer(waiting, key))
@@ -176,22 +176,28 @@ class BackchannelEndpoint:
         her request with its notice."""
         client, asked = waiting.client, waiting.asked
         request_id = secrets.token_urlsafe(24)
-        body = await file_and_defer(
-            self._deferrals,
-            self._filing,
-            self._profiles,
-            client=client,
-            jkt=waiting.jkt,
-            asked=waiting.snapshot,
-            planned=waiting.planned,
-            decisions=waiting.decisions,
-            notification_token=asked.notification_token,
-            dedupe_key=key,
-            extra=self._requests.snapshot_members(request_id, asked.binding_message),
-            ping=asked.ping,
-            notification_endpoint=client.backchannel_client_notification_endpoint,
-            max_lifetime=self._lifetime(asked),
-        )
+        try:
+            body = await file_and_defer(
+                self._deferrals,
+                self._filing,
+                self._profiles,
+                client=client,
+                jkt=waiting.jkt,
+                asked=waiting.snapshot,
+                planned=waiting.planned,
+                decisions=waiting.decisions,
+                notification_token=asked.notification_token,
+                dedupe_key=key,
+                extra=self._requests.snapshot_members(request_id, asked.binding_message),
+                ping=asked.ping,
+                notification_endpoint=client.backchannel_client_notification_endpoint,
+                max_lifetime=self._lifetime(asked),
+            )
+        except FormInputRequired:
+            # Requestable only with a request form she cannot fill here: nothing was filed,
+            # and the denial is refused as a plain one, as the token endpoint does.
+            _refuse_denials(waiting.planned, waiting.decisions, requestable_too=True)
+            raise
         await self._requests.store(
             request_id,
             code_hash=self._deferrals.code_hash(body["deferral_code"]),
@@ -229,13 +235,17 @@ def _check_client(client: Client) -> None:
         raise UnauthorizedClient(f"the client may not use {GRANT_CIBA}")
 
 
-def _refuse_plain_denial(
-    planned: Sequence[PlannedEvaluation], decisions: Sequence[Decision]
+def _refuse_denials(
+    planned: Sequence[PlannedEvaluation],
+    decisions: Sequence[Decision],
+    *,
+    requestable_too: bool = False,
 ) -> None:
-    """AROP §7.1: something policy denies and no approval could change is refused at once,
-    in the token endpoint's words for it."""
+    """AROP §7.1: something policy denies and no approval could change (or, with
+    `requestable_too`, that no access request could be filed for) is refused at once, in
+    the token endpoint's words for it."""
     for item, decision in zip(planned, decisions, strict=True):
-        if not decision.decision and not requestable_denial(decision):
+        if not decision.decision and (requestable_too or not requestable_denial(decision)):
             if item.source == "gate":
                 # The token issuance profile's gate (§8): no token for that target at all.
                 raise InvalidTarget(f"no token may be issued for {item.target}")

@@ -256,6 +256,7 @@ def ciba_server(
     ping_endpoint: str | None = None,
     extra: str = "",
     ciba: Mapping[str, Any] | None = None,
+    policies: Path = POLICIES / "default",
 ) -> Iterator[CibaServer]:
     """The bridge for CIBA: its public URL is its own port (what a browser sees)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -273,7 +274,7 @@ def ciba_server(
         config = server_config(
             folder,
             clients=ciba_clients(ping_endpoint),
-            policies=POLICIES / "default",
+            policies=policies,
             extra=dtr_config_text(
                 folder,
                 deferral={"interval_seconds": 1},

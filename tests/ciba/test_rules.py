@@ -5,12 +5,15 @@ repeated request, and her page (the binding message as text, nobody else's reque
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.arap_profile_fixtures import demo_store
 from tests.ciba.helpers import (
     AGENT,
     CibaServer,
@@ -252,3 +255,29 @@ def answer_without_page(browser: Any, path: str, any_page: str) -> Any:
     """Post an answer to `path` with the CSRF token of another page of the session."""
     form = {"csrf_token": hidden(any_page, "csrf_token"), "decision": "approve"}
     return browser.post(path + "/decision", data=form)
+
+
+def test_a_denial_only_a_request_form_could_lift_is_refused_as_a_plain_one(
+    tmp_path: Path,
+) -> None:
+    # finance's approval needs a reason in its request form, which a backchannel request
+    # cannot give: nothing can be filed, so the large payment is refused at once (as at the
+    # token endpoint), not left to fail as a server error.
+    store = demo_store(tmp_path)
+    (store / "approvals.toml").write_text(
+        '[templates.finance]\ndescription = "Finance approves large payments."\n'
+        'request_schema = "why.json"\n',
+        encoding="utf-8",
+    )
+    (store / "forms").mkdir()
+    form = {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "title": "Why"}},
+    }
+    (store / "forms" / "why.json").write_text(json.dumps(form), encoding="utf-8")
+    with ciba_server(tmp_path / "bridge", policies=store) as running:
+        refused = running.ask("alice", payment_details("5000.00", creditor="Acme GmbH"))
+        assert_oauth_error(refused, "invalid_authorization_details")
+        # A payment no approval is needed for still goes to alice.
+        running.asked("alice", small_payment())
