@@ -15,8 +15,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
 
+from ..access_requests.callbacks import allowed_target
 from ..settings import EventReceiverPeerSettings
 from ..store.contract import StreamRecord
 from ..store.contract.events import ENABLED
@@ -74,10 +74,10 @@ class Configured:
 
 
 def new_stream(
-    body: Any, receiver: EventReceiverPeerSettings, now: float, after_seq: int
+    body: dict[str, Any], receiver: EventReceiverPeerSettings, now: float, after_seq: int
 ) -> tuple[StreamRecord, str | None]:
     """The stream a create request (§8.1.1.1) asks for, and its push authorization."""
-    configured = read_configuration(_object(body), {}, receiver, replace_all=True)
+    configured = read_configuration(body, {}, receiver, replace_all=True)
     record = StreamRecord(
         id=secrets.token_urlsafe(18),
         receiver=receiver.name,
@@ -155,7 +155,11 @@ def _delivery(value: Any, receiver: EventReceiverPeerSettings) -> tuple[dict[str
     if method != PUSH:
         raise BadStreamRequest(f"delivery.method must be {PUSH} or {POLL}")
     url = value.get("endpoint_url")
-    if not isinstance(url, str) or len(url) > MAX_URL or not _pushable(url, receiver):
+    if (
+        not isinstance(url, str)
+        or len(url) > MAX_URL
+        or not allowed_target(url, receiver.allow_private_network)
+    ):
         raise BadStreamRequest(
             "delivery.endpoint_url must be an https URL (plain http to loopback only where the "
             "receiver's allow_private_network says so)"
@@ -170,25 +174,8 @@ def _delivery(value: Any, receiver: EventReceiverPeerSettings) -> tuple[dict[str
     return {"method": PUSH, "endpoint_url": url}, authorization
 
 
-def _pushable(url: str, receiver: EventReceiverPeerSettings) -> bool:
-    try:
-        parts = urlsplit(url)
-        _ = parts.port
-    except ValueError:
-        return False
-    if parts.username or parts.password or parts.fragment or not parts.hostname:
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and receiver.allow_private_network)
-
-
 def _events(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadStreamRequest("events_requested must be an array of event type URIs")
     # §8.1.1: a transmitter ignores what it does not understand; kept as asked for.
     return list(dict.fromkeys(value))[:100]
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise BadStreamRequest("the body must be a JSON object")
-    return body

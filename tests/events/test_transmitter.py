@@ -210,6 +210,17 @@ def test_stream_management_is_for_configured_receivers_only(bridges: Bridges) ->
     assert exchange.status_code in (400, 401), exchange.text
 
 
+def test_a_push_endpoint_on_a_private_address_needs_allow_private_network(
+    bridges: Bridges,
+) -> None:
+    # The SIEM's receiver may not point the bridge at the inside of its own network.
+    for url in ("https://10.0.0.7/events", "https://localhost/events", "http://example.com/e"):
+        body = {"delivery": {"method": PUSH_METHOD, "endpoint_url": url}}
+        refused = bridges.a.http.post("/ssf/streams", json=body, headers=receiver_headers("siem"))
+        assert refused.status_code == 400, (url, refused.text)
+        assert refused.json()["error"] == "invalid_request"
+
+
 def test_a_stream_is_created_read_changed_and_deleted(bridges: Bridges) -> None:
     a = bridges.a
     created = create_stream(
