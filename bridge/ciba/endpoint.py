@@ -36,7 +36,7 @@ from ..oauth.access_decision import AccessDecision
 from ..oauth.client_auth import ClientAuthenticator
 from ..oauth.clients import GRANT_CIBA, Client
 from ..oauth.dpop import DPoPProof, DPoPVerifier
-from ..oauth.errors import InvalidDPoPProof, InvalidTarget
+from ..oauth.errors import InvalidTarget
 from ..oauth.form import read_form
 from ..oauth.grants.base import Principal
 from ..oauth.pdp_mapping import AskedToken
@@ -214,15 +214,12 @@ class BackchannelEndpoint:
         return min(wanted, self._config.max_expiry)
 
     async def _proof(self, request: Request, client: Client) -> DPoPProof | None:
-        headers = request.headers.getlist("dpop")
-        if len(headers) > 1:
-            raise InvalidDPoPProof("more than one DPoP header")
-        proof = await self._dpop.verify(
-            headers[0] if headers else None, method="POST", url=self._config.url
+        return await self._dpop.verify_sent(
+            request.headers.getlist("dpop"),
+            method="POST",
+            url=self._config.url,
+            required=client.require_dpop,
         )
-        if proof is None and client.require_dpop:
-            raise InvalidDPoPProof("this client must send a DPoP proof")
-        return proof
 
 
 def _check_client(client: Client) -> None:

@@ -80,11 +80,8 @@ class PAREndpoint:
     async def _bound_to_proof(
         self, request: Request, asked: AuthorizationRequest
     ) -> AuthorizationRequest:
-        headers = request.headers.getlist("dpop")
-        if len(headers) > 1:
-            raise InvalidDPoPProof("more than one DPoP header")
-        proof = await self._dpop.verify(
-            headers[0] if headers else None, method="POST", url=self._config.issuer + PAR_PATH
+        proof = await self._dpop.verify_sent(
+            request.headers.getlist("dpop"), method="POST", url=self._config.issuer + PAR_PATH
         )
         if proof is None:
             return asked

@@ -19,7 +19,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -88,6 +88,19 @@ class DPoPVerifier:
         self._nonce_key = nonce_secret or secrets.token_bytes(32)
         self._replay = replay
         self._clock = clock
+
+    async def verify_sent(
+        self, headers: Sequence[str], *, method: str, url: str, required: bool = False
+    ) -> DPoPProof | None:
+        """The proof in a request's `DPoP` headers (RFC 9449 §4.3: at most one), checked as
+        `verify` does; `required`: a request without one is refused (a client registered
+        to use DPoP)."""
+        if len(headers) > 1:
+            raise InvalidDPoPProof("more than one DPoP header")
+        proof = await self.verify(headers[0] if headers else None, method=method, url=url)
+        if proof is None and required:
+            raise InvalidDPoPProof("this client must send a DPoP proof")
+        return proof
 
     async def verify(
         self, header: str | None, *, method: str, url: str, access_token: str | None = None

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from ..errors import OAuthError
+from ..jose.json_text import dumps
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -18,5 +19,7 @@ def error_response(error: OAuthError) -> JSONResponse:
     )
 
 
-def json_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, headers={**NO_STORE, **(headers or {})})
+def json_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        dumps(body), media_type="application/json", headers={**NO_STORE, **(headers or {})}
+    )

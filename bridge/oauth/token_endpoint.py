@@ -26,20 +26,16 @@ from ..errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from ..jose.json_text import dumps
 from ..metrics import TOKEN_REQUESTS
 from .client_auth import CLIENT_AUTH_PARAMETERS, ClientAuthenticator
 from .clients import Client
 from .dpop import DPoPProof, DPoPVerifier
-from .errors import InvalidDPoPProof
 from .extensions import TokenExtension
 from .form import Form, read_form
 from .grants.base import Grant, TokenRequest
-from .responses import NO_STORE, error_response
+from .responses import error_response, json_response
 
 log = logging.getLogger("bridge.oauth.token")
-
-JSON_MEDIA_TYPE = "application/json"
 
 
 @dataclass(frozen=True)
@@ -84,11 +80,9 @@ class TokenEndpoint:
                 request.state.grant_type, "issued"
             )
         issued.inc()
-        headers = dict(NO_STORE)
-        if self._dpop.requires_nonce:
-            # RFC 9449 §8.2: the nonce for the client's next proof rides on this answer.
-            headers["DPoP-Nonce"] = self._dpop.fresh_nonce()
-        return Response(dumps(body), media_type=JSON_MEDIA_TYPE, headers=headers)
+        # RFC 9449 §8.2: the nonce for the client's next proof rides on this answer.
+        nonce = {"DPoP-Nonce": self._dpop.fresh_nonce()} if self._dpop.requires_nonce else None
+        return json_response(body, nonce)
 
     @staticmethod
     def _refused(request: Request, error: OAuthError) -> Response:
@@ -134,12 +128,9 @@ class TokenEndpoint:
         return form.only(keep)
 
     async def _proof(self, request: Request, client: Client) -> DPoPProof | None:
-        headers = request.headers.getlist("dpop")
-        if len(headers) > 1:
-            raise InvalidDPoPProof("more than one DPoP header")
-        proof = await self._dpop.verify(
-            headers[0] if headers else None, method="POST", url=self._config.url
+        return await self._dpop.verify_sent(
+            request.headers.getlist("dpop"),
+            method="POST",
+            url=self._config.url,
+            required=client.require_dpop,
         )
-        if proof is None and client.require_dpop:
-            raise InvalidDPoPProof("this client must send a DPoP proof")
-        return proof
