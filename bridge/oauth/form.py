@@ -101,13 +101,13 @@ def form_pairs(body: bytes) -> list[tuple[str, str]]:
     followed by two hex digits, which `parse_qsl` keeps as it is, sends the whole body
     through `parse_qsl`.
     """
-    text = body.decode("utf-8")
     try:
         return [
             (_unquote(name), _unquote(value))
             for name, _, value in (field.partition(b"=") for field in body.split(b"&") if field)
         ]
-    except ValueError:
+    except ValueError:  # a malformed escape, or not UTF-8 (which parse_qsl refuses too)
+        text = body.decode("utf-8")
         return parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
 
 
