@@ -83,7 +83,13 @@ class FanOut:
         entries = await self._store.audit_entries(after_seq=cursor, limit=BATCH)
         if not entries:
             return 0
-        subjects = {s.id: await self._store.stream_subjects(s.id) for s in streams}
+        # Each stream's subjects, parsed once for the whole batch.
+        subjects = {
+            s.id: [
+                (json.loads(c), inc) for c, inc in (await self._store.stream_subjects(s.id)).items()
+            ]
+            for s in streams
+        }
         queued = 0
         for entry in entries:
             if not any(entry.seq > s.after_seq for s in streams):
@@ -141,13 +147,18 @@ class FanOut:
     def _claims(self, stream: StreamRecord, jti: str, event: OutgoingEvent) -> dict[str, Any]:
         return self.claims(stream, jti, event.event_type, event.sub_id, event.event, event.txn)
 
-    def _carries(self, subjects: Mapping[str, bool], sub_id: dict[str, Any]) -> bool:
+    def _carries(self, subjects: list[tuple[Any, bool]], sub_id: dict[str, Any]) -> bool:
         """SSF §8.1.3: a subject the receiver removed is not carried; one it added is; any
         other as `default_subjects` says."""
         added = False
-        for canonical, included in subjects.items():
-            if matches(json.loads(canonical), sub_id):
+        for subject, included in subjects:
+            if matches(subject, sub_id):
                 if not included:
                     return False
                 added = True
         return added or self._default_all
+
+
+def _parsed(subjects: Mapping[str, bool]) -> list[tuple[Any, bool]]:
+    """A stream's subjects (canonical JSON text → included) as values to match against."""
+    return [(json.loads(canonical), included) for canonical, included in subjects.items()]
