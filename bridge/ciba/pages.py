@@ -43,7 +43,6 @@ _DONE = {"approve": "You approved.", "decline": "You declined."}
 
 @dataclass(frozen=True)
 class RequestView:
-    id: str
     client: str
     binding_message: str | None
     words: list[str]
@@ -120,7 +119,7 @@ class CibaPages:
                         f"This request cannot be answered: {view.state_text}", 409
                     )
                 )
-            path = f"{page_path(quote(record.id, safe=''))}?done={decision}"
+            path = f"{view.path}?done={decision}"
             return RedirectResponse(path, status_code=303)
         except SignInStop as stop:
             return stop.response
@@ -160,7 +159,6 @@ class CibaPages:
         else:
             state, text = "waiting", "Waiting for your answer."
         return RequestView(
-            id=record.id,
             client=record.client_id,
             binding_message=record.binding_message,
             words=record.words,

@@ -40,7 +40,6 @@ from ..outbound import OutboundPoster, Resolver, TargetRefused, system_resolver
 from ..outbox import Delivered, GiveUp, Outcome, Retry
 from ..settings import WebhookSettings
 
-TYP = "approval-notice+jwt"
 JOSE_MEDIA_TYPE = "application/jose"
 SIGNATURE_HEADER = "Bridge-Signature"
 TOKEN_SECONDS = 300
