@@ -122,7 +122,8 @@ def test_the_registered_claims_come_from_the_engines_searches(cedar_server: OAut
     assert claims["scope"] == "customer_records:read"
 
 
-def test_a_refused_request_gets_no_claims(cedar_server: OAuthServer) -> None:
+def test_claims_configured_change_no_refusal(cedar_server: OAuthServer) -> None:
+    # A client the policies do not allow is refused as without claims (no token, no claim).
     form = {"grant_type": "client_credentials", "scope": "customer_records:read"}
     response = cedar_server.token(form, client="other-agent")
     assert_oauth_error(response, "invalid_scope")

@@ -201,11 +201,27 @@ def test_a_notification_to_a_person_reaches_her_channel(
 def test_a_notification_to_an_unknown_destination_is_a_denial(
     server: OAuthServer, scripted: ScriptedPDP, web: LocalWebServer
 ) -> None:
-    scripted.decide = with_obligations(notification("obl-n3", "mallory@evil.example"))
+    scripted.decide = with_obligations(
+        notification("obl-n3a", "security"), notification("obl-n3", "mallory@evil.example")
+    )
     body = assert_oauth_error(server.token(READ), "invalid_scope")
     # The bridge's words about the denial, never the PDP's.
     assert "mallory" not in body["error_description"]
-    assert notices(web, "obl-n3", timeout=0.5) == []
+    # The notice the bridge can send is sent all the same (a denial's obligations are
+    # carried out too).
+    (sent,) = notices(web, "obl-n3a")
+    assert sent["recipient"] == "webhook:security"
+
+
+def test_a_notice_body_is_one_line_of_at_most_2000_characters(
+    server: OAuthServer, scripted: ScriptedPDP, web: LocalWebServer
+) -> None:
+    long = "first line\nsecond line " + "x" * 3000
+    scripted.decide = with_obligations(notification("obl-n5", "security", body=long))
+    server.issued(READ)
+    (notice,) = notices(web, "obl-n5")
+    assert "\n" not in notice["body"] and "first line" in notice["body"]
+    assert len(notice["body"]) <= 2000
 
 
 def test_the_notifications_of_a_denial_go_out_too(

@@ -308,12 +308,13 @@ def test_a_receiver_may_have_as_many_streams_as_configured(bridges: Bridges) -> 
     headers = receiver_headers("siem")
     for stream in a.http.get("/ssf/streams", headers=headers).json():
         a.http.delete("/ssf/streams", params={"stream_id": stream["stream_id"]}, headers=headers)
-    first = create_stream(a, "siem", {})
-    create_stream(a, "siem", {})
-    assert a.http.post("/ssf/streams", json={}, headers=headers).status_code == 409
-    for stream in a.http.get("/ssf/streams", headers=headers).json():
+    made = {create_stream(a, "siem", {})["stream_id"] for _ in range(2)}
+    third = a.http.post("/ssf/streams", json={}, headers=headers)
+    assert third.status_code == 409, third.text
+    listed = a.http.get("/ssf/streams", headers=headers).json()
+    assert {s["stream_id"] for s in listed} == made  # max_streams = 2, the third not made
+    for stream in listed:
         a.http.delete("/ssf/streams", params={"stream_id": stream["stream_id"]}, headers=headers)
-    assert first
 
 
 def test_a_subject_with_no_canonical_form_is_refused(bridges: Bridges) -> None:
