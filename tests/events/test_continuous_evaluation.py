@@ -67,6 +67,27 @@ def reevaluating_server(folder: Path, store: Path, *, cache: float) -> Iterator[
         yield DTRServer(OAuthServer(thread, http, path, store), settings, folder)
 
 
+@contextlib.contextmanager
+def decisions_asked(server: DTRServer) -> Iterator[list[str]]:
+    """Every call the running bridge makes to its embedded PDP meanwhile (the engine
+    itself, beneath the decision points wrapped around it)."""
+    engine = server.oauth.thread.app.state.pdps["default"]
+    asked: list[str] = []
+    for name in ("evaluate", "evaluations"):
+        original = getattr(engine, name)
+
+        async def counting(*args: Any, _call: Any = original, _name: str = name) -> Any:
+            asked.append(_name)
+            return await _call(*args)
+
+        setattr(engine, name, counting)
+    try:
+        yield asked
+    finally:
+        for name in ("evaluate", "evaluations"):
+            delattr(engine, name)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     return demo_policies(tmp_path)
@@ -129,8 +150,10 @@ def test_a_policy_edit_that_removes_a_permit_makes_a_live_token_inactive(
     stream = server.http.post("/ssf/streams", json={}, headers=siem_headers()).json()
     who, other = person(), person()
     token, others = read_token(server, who), read_token(server, other)
-    assert server.oauth.introspect(token)["active"] is True
-    assert server.oauth.introspect(token)["active"] is True  # answered from the cache
+    with decisions_asked(server) as asked:
+        assert server.oauth.introspect(token)["active"] is True
+        assert server.oauth.introspect(token)["active"] is True  # answered from the cache
+    assert len(asked) == 1, asked
 
     original = remove_permit(store, DELEGATED_READ)
     server.oauth.wait_for_decision(read_evaluation(who), False)
@@ -178,7 +201,10 @@ def test_without_a_cache_every_introspection_asks(tmp_path: Path, store: Path) -
     with reevaluating_server(tmp_path / "uncached", store, cache=0) as uncached:
         who = person()
         token = read_token(uncached, who)
-        assert uncached.oauth.introspect(token)["active"] is True
+        with decisions_asked(uncached) as asked:
+            assert uncached.oauth.introspect(token)["active"] is True
+            assert uncached.oauth.introspect(token)["active"] is True
+        assert len(asked) == 2, asked
         remove_permit(store, DELEGATED_READ)
         uncached.oauth.wait_for_decision(read_evaluation(who), False)
         assert uncached.oauth.introspect(token) == {"active": False}
