@@ -194,3 +194,19 @@ class OutboundPoster:
         finally:
             await response.aclose()
         return response.status_code
+
+
+class Posters:
+    """One `OutboundPoster` per `allow_private` setting, made when first needed (each holds
+    a TLS context, whose CA bundle is loaded once)."""
+
+    def __init__(self, resolver: Resolver = system_resolver) -> None:
+        self._resolver = resolver
+        self._made: dict[bool, OutboundPoster] = {}
+
+    def __call__(self, allow_private: bool) -> OutboundPoster:
+        poster = self._made.get(allow_private)
+        if poster is None:
+            poster = OutboundPoster(allow_private=allow_private, resolver=self._resolver)
+            self._made[allow_private] = poster
+        return poster

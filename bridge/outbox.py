@@ -12,10 +12,13 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+import httpx
+
 from .metrics import OUTBOX_DELIVERIES
+from .outbound import OutboundPoster, TargetRefused
 from .store.contract import OutboxRow, OutboxStore
 
 log = logging.getLogger("bridge.outbox")
@@ -38,6 +41,30 @@ class GiveUp:
 
 Outcome = Delivered | Retry | GiveUp
 Handler = Callable[[OutboxRow], Awaitable[Outcome]]
+
+# Answers worth another attempt besides 5xx: a timeout, too many requests.
+_RETRIED = frozenset({408, 429})
+
+
+async def post_outcome(
+    poster: OutboundPoster, url: str, headers: Mapping[str, str], body: bytes, what: str
+) -> Outcome:
+    """POST `body` to `url`, and what the answer means for the delivery of `what` (its
+    words in the reason): a 2xx is delivered; no answer, 408, 429 or a 5xx is tried again;
+    a refused target or any other answer is given up."""
+    try:
+        status = await poster.post(url, headers, body)
+    except TargetRefused as exc:
+        return GiveUp(f"{what} target refused: {exc}")
+    except (httpx.HTTPError, TimeoutError) as exc:  # TimeoutError before its base OSError
+        return Retry(f"{what} unreachable: {type(exc).__name__}")
+    except OSError as exc:
+        return Retry(f"{what} host not resolved: {exc.strerror or type(exc).__name__}")
+    if 200 <= status < 300:
+        return Delivered()
+    if status >= 500 or status in _RETRIED:
+        return Retry(f"{what} answered {status}")
+    return GiveUp(f"{what} answered {status}")
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
 from joserfc import jws
 
 from ..grammar import is_uri
 from ..jose.signing_keys import SigningKeys
-from ..outbound import OutboundPoster, Resolver, TargetRefused, system_resolver
-from ..outbox import Delivered, GiveUp, Outcome, Retry
+from ..outbound import OutboundPoster, Resolver, system_resolver
+from ..outbox import GiveUp, Outcome, post_outcome
 from ..store.contract import OutboxRow, TaskRecord
 from .problems import BadRequest
 from .tasks import CALLBACK_EVENTS, TaskURLs, TaskView
@@ -54,7 +53,6 @@ EVENTS = CALLBACK_EVENTS
 TYP = "arap-callback+jwt"
 TOKEN_SECONDS = 300
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
-_RETRIED = {408, 429}
 
 
 def check_callback(raw: object, *, allow_private: bool) -> dict[str, Any]:
@@ -159,19 +157,7 @@ class CallbackSender:
         data = json.dumps(body, separators=(",", ":")).encode("utf-8")
         token = await self._token(endpoint, task.id, data)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        try:
-            status = await self._poster.post(endpoint, headers, data)
-        except TargetRefused as exc:
-            return GiveUp(f"callback target refused: {exc}")
-        except (httpx.HTTPError, TimeoutError) as exc:  # TimeoutError before its base OSError
-            return Retry(f"callback failed: {type(exc).__name__}")
-        except OSError as exc:
-            return Retry(f"callback host not resolved: {exc}")
-        if 200 <= status < 300:
-            return Delivered()
-        if status >= 500 or status in _RETRIED:
-            return Retry(f"callback answered {status}")
-        return GiveUp(f"callback answered {status}")
+        return await post_outcome(self._poster, endpoint, headers, data, "callback")
 
     async def _token(self, endpoint: str, task_id: str, body: bytes) -> str:
         signing = await self._keys.active()

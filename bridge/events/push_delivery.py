@@ -24,13 +24,12 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 
-import httpx
 from cryptography.exceptions import InvalidTag
 
 from ..jose.sealing import seal, unseal
 from ..jose.signing_keys import SigningKeys
-from ..outbound import OutboundPoster, Resolver, TargetRefused, system_resolver
-from ..outbox import Delivered, GiveUp, Outcome, Retry
+from ..outbound import Posters, Resolver, system_resolver
+from ..outbox import Delivered, GiveUp, Outcome, Retry, post_outcome
 from ..settings import EventReceiverPeerSettings
 from ..store.contract import EventStreamStore, OutboxRow
 from ..store.contract.events import DISABLED, PAUSED
@@ -38,8 +37,6 @@ from .security_event_token import MEDIA_TYPE, mint
 from .streams import PUSH
 
 log = logging.getLogger("bridge.events")
-
-_RETRIED = {408, 429}
 
 
 class AuthorizationSeal:
@@ -72,9 +69,8 @@ class PushDelivery:
         self._keys = keys
         self._sealing = sealing
         self._receivers = receivers
-        self._resolver = resolver
         self._clock = clock
-        self._posters: dict[bool, OutboundPoster] = {}
+        self._posters = Posters(resolver)
 
     async def __call__(self, row: OutboxRow) -> Outcome:
         payload = json.loads(row.payload)
@@ -100,26 +96,13 @@ class PushDelivery:
                 return GiveUp("the stream's authorization_header cannot be opened")
         token = await mint(self._keys, claims)
         url = stream.config["delivery"]["endpoint_url"]
-        try:
-            status = await self._poster(receiver.allow_private_network).post(
-                url, headers, token.encode("ascii")
-            )
-        except TargetRefused as exc:
-            return GiveUp(f"the push endpoint may not be called: {exc}")
-        except (httpx.HTTPError, TimeoutError) as exc:
-            return Retry(f"the push endpoint is unreachable: {type(exc).__name__}")
-        except OSError as exc:
-            return Retry(f"the push endpoint's host is not resolved: {exc.strerror or exc}")
-        if 200 <= status < 300:
+        outcome = await post_outcome(
+            self._posters(receiver.allow_private_network),
+            url,
+            headers,
+            token.encode("ascii"),
+            "the push endpoint",
+        )
+        if isinstance(outcome, Delivered):
             log.info("SET %s delivered on stream %s", claims["jti"], stream.id)
-            return Delivered()
-        if status >= 500 or status in _RETRIED:
-            return Retry(f"the push endpoint answered {status}")
-        return GiveUp(f"the push endpoint answered {status}")
-
-    def _poster(self, allow_private: bool) -> OutboundPoster:
-        poster = self._posters.get(allow_private)
-        if poster is None:
-            poster = OutboundPoster(allow_private=allow_private, resolver=self._resolver)
-            self._posters[allow_private] = poster
-        return poster
+        return outcome

@@ -32,18 +32,16 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import httpx
 from joserfc import jws
 
 from ..jose.signing_keys import SigningKeys
-from ..outbound import OutboundPoster, Resolver, TargetRefused, system_resolver
-from ..outbox import Delivered, GiveUp, Outcome, Retry
+from ..outbound import Posters, Resolver, system_resolver
+from ..outbox import Outcome, post_outcome
 from ..settings import WebhookSettings
 
 JOSE_MEDIA_TYPE = "application/jose"
 SIGNATURE_HEADER = "Bridge-Signature"
 TOKEN_SECONDS = 300
-_RETRIED = {408, 429}
 
 
 class WebhookMessage(Protocol):
@@ -80,24 +78,13 @@ class WebhookSender:
         self._keys = keys
         self._issuer = issuer
         self._clock = clock
-        self._resolver = resolver
-        self._posters: dict[bool, OutboundPoster] = {}
+        self._posters = Posters(resolver)
 
     async def send(self, hook: WebhookSettings, message: WebhookMessage) -> Outcome:
         body, headers = await self.request(hook, message)
-        try:
-            status = await self._poster(hook.allow_private_network).post(hook.url, headers, body)
-        except TargetRefused as exc:
-            return GiveUp(f"webhook target refused: {exc}")
-        except (httpx.HTTPError, TimeoutError) as exc:  # TimeoutError before its base OSError
-            return Retry(f"webhook unreachable: {type(exc).__name__}")
-        except OSError as exc:
-            return Retry(f"webhook host not resolved: {exc.strerror or type(exc).__name__}")
-        if 200 <= status < 300:
-            return Delivered()
-        if status >= 500 or status in _RETRIED:
-            return Retry(f"webhook answered {status}")
-        return GiveUp(f"webhook answered {status}")
+        return await post_outcome(
+            self._posters(hook.allow_private_network), hook.url, headers, body, "webhook"
+        )
 
     async def request(
         self, hook: WebhookSettings, message: WebhookMessage
@@ -126,11 +113,3 @@ class WebhookSender:
         header = {"typ": message.typ, "alg": signing.alg, "kid": signing.kid}
         payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
         return jws.serialize_compact(header, payload, signing.key, algorithms=[signing.alg])
-
-    def _poster(self, allow_private: bool) -> OutboundPoster:
-        # Made when first needed: each holds a TLS context (the CA bundle loaded once).
-        poster = self._posters.get(allow_private)
-        if poster is None:
-            poster = OutboundPoster(allow_private=allow_private, resolver=self._resolver)
-            self._posters[allow_private] = poster
-        return poster
