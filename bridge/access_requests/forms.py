@@ -44,6 +44,7 @@ from ..approval_templates import (
     read_catalog,
     read_request_schema,
 )
+from ..rar import pointers
 from .binding import ARAP_MACHINERY
 from .problems import BadRequest, NotRequestable, UnknownTask, status_problem
 from .templates import CatalogField, TemplateCatalog
@@ -87,17 +88,12 @@ def form_instance(
 
 
 def resolve(instance: object, pointer: str) -> tuple[bool, Any]:
-    """The value a JSON Pointer (RFC 6901) names in `instance`: (found, value)."""
-    value = instance
-    for token in pointer.split("/")[1:]:
-        name = token.replace("~1", "/").replace("~0", "~")
-        if isinstance(value, dict) and name in value:
-            value = value[name]
-        elif isinstance(value, list) and name.isdigit() and int(name) < len(value):
-            value = value[int(name)]
-        else:
-            return False, None
-    return True, value
+    """The value a JSON Pointer (RFC 6901) names in `instance`: (found, value). A pointer
+    that is not one (a form or catalog file's mistake) names nothing."""
+    try:
+        return pointers.resolve(instance, pointers.parse_pointer(pointer))
+    except pointers.PointerSyntaxError:
+        return False, None
 
 
 class RequestForms:
