@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..access_requests.actors import chain_ids
 from ..access_requests.times import parse_rfc3339
 from ..store.contract import ApprovalRecord, AuditEntry
 
@@ -174,10 +175,7 @@ def act_chain(subject: Mapping[str, Any], client: Any, context: Mapping[str, Any
         if isinstance(act.get("sub"), str):
             chain.append(act["sub"])
         act = act.get("act")
-    actor = client.get("actor") if isinstance(client, dict) else None
-    if isinstance(actor, dict):
-        links = [actor.get("id"), *_subs(actor.get("act"))]
-        chain += [link for link in links if isinstance(link, str) and link not in chain]
+    chain += [link for link in chain_ids(client) if link not in chain]
     named = None
     if isinstance(client, dict):
         named = client.get("id") or client.get("client_id")
@@ -185,16 +183,6 @@ def act_chain(subject: Mapping[str, Any], client: Any, context: Mapping[str, Any
     if isinstance(named, str) and named not in chain:
         chain.append(named)
     return chain
-
-
-def _subs(act: Any) -> list[Any]:
-    subs = []
-    for _ in range(16):
-        if not isinstance(act, dict):
-            break
-        subs.append(act.get("sub"))
-        act = act.get("act")
-    return subs
 
 
 def who(actor: str | None) -> str:
