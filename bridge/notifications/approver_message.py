@@ -18,14 +18,12 @@ repeat the bridge sent because it never heard the first one was received.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from ..access_requests.notices import ApprovalNeeded
-from .messages import NoticeWords, notice_claim, slack_text
+from .messages import NoticeWords, message_id, notice_claim, slack_text
 from .routing import Delivery
 
 APPROVER_MESSAGE = "approver_message"
@@ -56,8 +54,7 @@ class ApproverMessage:
 
     @property
     def message_id(self) -> str:
-        digest = hashlib.sha256(self.dedupe_key.encode("utf-8")).digest()
-        return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+        return message_id(self.dedupe_key)
 
     # As a webhook carries it (`webhook.WebhookMessage`).
     typ = "approval-notice+jwt"

@@ -14,14 +14,12 @@ webhook), each under a dedupe key, as approvers' notices are fanned out.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .messages import one_line, slack_escape
+from .messages import message_id, one_line, slack_escape
 from .routing import Delivery
 
 CONSENT_NOTICE = "consent_notice"
@@ -126,8 +124,7 @@ class ConsentMessage:
 
     @property
     def message_id(self) -> str:
-        digest = hashlib.sha256(self.dedupe_key.encode("utf-8")).digest()
-        return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+        return message_id(self.dedupe_key)
 
     def claims(self) -> dict[str, Any]:
         words = self.notice.words

@@ -7,6 +7,8 @@ nothing a requester wrote can add a header, a line of its own or a link.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 import unicodedata
 from dataclasses import asdict, dataclass
@@ -182,3 +184,10 @@ def notice_claim(words: NoticeWords, recipient: str) -> dict[str, Any]:
         "justification": words.justification or None,
         "expires_at": words.expires_at,
     }
+
+
+def message_id(dedupe_key: str) -> str:
+    """A message's id, derived from its outbox dedupe key: the same on every replica and
+    every retry, so a receiver can drop a message it already has."""
+    digest = hashlib.sha256(dedupe_key.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode("ascii")

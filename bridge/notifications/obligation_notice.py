@@ -14,13 +14,11 @@ carried out; the message id derived from it is the same on every attempt.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .messages import one_line, slack_escape
+from .messages import message_id, one_line, slack_escape
 from .routing import Delivery
 
 OBLIGATION_NOTICE = "obligation_notice"
@@ -73,8 +71,7 @@ class ObligationNotice:
 
     @property
     def message_id(self) -> str:
-        digest = hashlib.sha256(self.dedupe_key.encode("utf-8")).digest()
-        return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+        return message_id(self.dedupe_key)
 
     def claims(self) -> dict[str, Any]:
         return {
