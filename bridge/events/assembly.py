@@ -236,5 +236,4 @@ def longest_token_lifetime(settings: Settings) -> int:
     least a day: a client whose registration changes later may live longer."""
     registry = ClientRegistry.load(settings.resolve(settings.oauth.clients_file), missing_ok=True)
     default = settings.oauth.access_token_lifetime_seconds
-    lifetimes = [c.token_lifetime_seconds or default for c in registry.clients()]
-    return max([default, MIN_KEEP_SECONDS, *lifetimes])
+    return max(registry.longest_token_lifetime(default), MIN_KEEP_SECONDS)

@@ -360,6 +360,10 @@ class ClientRegistry:
         self._follow_file()
         return sorted(self._clients.values(), key=lambda c: c.client_id)
 
+    def longest_token_lifetime(self, default: int) -> int:
+        """The longest an access token of a registered client lives (`default` or more)."""
+        return max([default, *(c.token_lifetime(default) for c in self.clients())])
+
     def _follow_file(self) -> None:
         if self.path is None:
             return

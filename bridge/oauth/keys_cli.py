@@ -85,8 +85,7 @@ async def _run(command: str, settings: Settings) -> int:
 
 def _longest_lifetime(settings: Settings) -> int:
     registry = ClientRegistry.load(settings.resolve(settings.oauth.clients_file), missing_ok=True)
-    default = settings.oauth.access_token_lifetime_seconds
-    return max([default, *(c.token_lifetime_seconds or default for c in registry.clients())])
+    return registry.longest_token_lifetime(settings.oauth.access_token_lifetime_seconds)
 
 
 def _time(epoch: float | None) -> str:
