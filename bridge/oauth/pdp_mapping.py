@@ -109,7 +109,7 @@ class AccessRequestMapping:
             # What an ID-JAG may name is decided on two levels, which only the token
             # issuance mapping asks (its binding §4.4.1).
             raise InvalidRequest("an ID-JAG is issued under the token_issuance mapping only")
-        return asked.access.plan(asked.principal, asked.client, None, jkt=asked.jkt)
+        return asked.access.plan(asked.principal, asked.client, jkt=asked.jkt)
 
     def grant(
         self,

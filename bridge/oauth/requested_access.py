@@ -16,7 +16,6 @@ from ..rar.narrowing import is_narrowing
 from ..rar.profiles import ProfileSet
 from ..rar.translate import PlannedEvaluation, TokenRequestContext, plan_evaluations
 from .clients import Client
-from .dpop import DPoPProof
 from .errors import InvalidTarget
 from .form import Form
 from .grants.base import Principal
@@ -32,19 +31,14 @@ class RequestedAccess:
     max_evaluations: int
 
     def plan(
-        self,
-        principal: Principal,
-        client: Client,
-        proof: DPoPProof | None,
-        *,
-        jkt: str | None = None,
+        self, principal: Principal, client: Client, *, jkt: str | None = None
     ) -> list[PlannedEvaluation]:
-        """The evaluations to ask for; `jkt` is the DPoP key the token will be bound to when
-        no proof is at hand (an authorization request's `dpop_jkt`)."""
+        """The evaluations to ask for; `jkt` is the DPoP key the token will be bound to (the
+        proof's, or an authorization request's `dpop_jkt`)."""
         context = TokenRequestContext(
             subject=principal.subject,
             client_id=client.client_id,
-            dpop_jkt=proof.jkt if proof is not None else jkt,
+            dpop_jkt=jkt,
             resource=self.resource,
         )
         return plan_evaluations(
