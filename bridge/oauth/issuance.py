@@ -84,7 +84,9 @@ class Issuer:
             lifetime = min(lifetime, int(not_after) - now)
             if lifetime <= 0:
                 raise AccessDenied("the approval has ended")
-        if _token_type(principal, shape) == "id_jag":
+        if shape is not None and shape.token_type == "id_jag":
+            # Only the token issuance mapping issues one (the access request mapping
+            # refuses to plan it), so an ID-JAG always comes with its shape.
             return await self._id_jag(
                 client, principal, details, scope, resource, proof, now, lifetime, shape
             )
@@ -177,15 +179,12 @@ class Issuer:
         proof: DPoPProof | None,
         now: int,
         lifetime: int,
-        shape: TokenShape | None,
+        shape: TokenShape,
     ) -> dict[str, Any]:
         """An ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant): for the one
         authorization server `audience` named, to be redeemed there by this client with the
         jwt-bearer grant; never a refresh token (it is a grant, not a credential)."""
-        delegation = principal.delegation
-        aud = list(shape.audience) if shape is not None else []
-        if not aud and delegation is not None:
-            aud = list(delegation.audience)
+        aud = list(shape.audience)
         claims: dict[str, Any] = {
             "iss": self._settings.issuer,
             "sub": principal.token_sub,
@@ -193,7 +192,7 @@ class Issuer:
             "client_id": client.client_id,
             "iat": now,
             "exp": now + lifetime,
-            "jti": (shape.jti if shape is not None else None) or token_urlsafe(16),
+            "jti": shape.jti or token_urlsafe(16),
         }
         if resource:
             claims["resource"] = resource[0] if len(resource) == 1 else resource
@@ -274,16 +273,6 @@ def audience(resource: list[str], details: list[dict[str, Any]], issuer: str) ->
             if parts.scheme and parts.netloc:
                 origins.append(f"{parts.scheme}://{parts.netloc}")
     return list(dict.fromkeys(origins)) or [issuer]
-
-
-def _token_type(principal: Principal, shape: TokenShape | None) -> str:
-    """`access_token`, or `id_jag` when a token exchange asked for one."""
-    if shape is not None:
-        return shape.token_type
-    delegation = principal.delegation
-    if delegation is not None and delegation.requested_token_type == ID_JAG_TOKEN_TYPE:
-        return "id_jag"
-    return "access_token"
 
 
 def _pdp_claims(own: dict[str, Any], shape: TokenShape | None) -> dict[str, Any]:
