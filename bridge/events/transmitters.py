@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import httpx
-from joserfc import jwt
+from joserfc import jws
 from joserfc.errors import JoseError
 
 from ..jose.compact import MalformedJWS, parse_compact
@@ -73,8 +73,9 @@ class KnownTransmitters:
 
     async def verify(self, token: str, now: float) -> tuple[Transmitter, SecurityEvent]:
         """The transmitter and the event of `token`; the `SETError` to answer otherwise."""
+        token = token.strip()
         try:
-            parsed = parse_compact(token.strip())
+            parsed = parse_compact(token)
         except MalformedJWS as exc:
             raise InvalidRequest(f"not a signed SET: {exc}") from None
         if not typed(parsed.header):
@@ -92,11 +93,11 @@ class KnownTransmitters:
         except JWKSError:
             raise AuthenticationFailed("the transmitter's keys could not be loaded") from None
         try:
-            claims = dict(jwt.decode(token.strip(), keys, algorithms=[alg]).claims)
+            jws.deserialize_compact(token, keys, algorithms=[alg])
         except (JoseError, ValueError):
             raise InvalidKey("the signature does not verify with the transmitter's keys") from None
         event = read_event(
-            claims,
+            parsed.payload,  # the strictly parsed payload, now known to be the signed one
             audience=transmitter.audience,
             now=now,
             max_age=self._settings.max_age_seconds,
