@@ -78,7 +78,9 @@ class CibaPages:
             found = await self._store.ciba_requests_pending_for(
                 person.subject_type, person.name, self._clock(), PAGE_SIZE
             )
-            views = [await self._view(record) for record in found]
+            # Pending on her side, but the client may have cancelled (or the policy ended)
+            # the deferral meanwhile: only what she can still answer is listed.
+            views = [v for v in [await self._view(record) for record in found] if v.actionable]
             return self._page("ciba_requests.html", state, person, requests=views)
         except SignInStop as stop:
             return stop.response

@@ -5,7 +5,9 @@ repeated request, and her page (the binding message as text, nobody else's reque
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,6 +223,23 @@ def test_the_binding_message_is_shown_as_text(server: CibaServer) -> None:
         "Pay &lt;b&gt;now&lt;/b&gt; &amp; &#34;quickly&#34; " + words.split('" ')[1] + "</p>"
     ) in page
     assert "<b>now</b>" not in page
+
+
+def test_a_request_whose_deferral_ended_is_no_longer_listed(server: CibaServer) -> None:
+    words = message()
+    ack = server.asked("alice", small_payment(), binding_message=words)
+    with server.signed_in("alice") as browser:
+        path, _ = her_page(browser, words)
+        # The deferral ends on the bridge's side (as when an event ends her sessions).
+        with contextlib.closing(sqlite3.connect(server.dtr.database)) as db, db:
+            db.execute(
+                "UPDATE deferrals SET status = 'denied' WHERE code_hash = "
+                "(SELECT code_hash FROM ciba_requests WHERE binding_message = ?)",
+                (words,),
+            )
+        assert words not in browser.get("/ciba/requests").text
+        assert "This request has ended." in browser.get(path).text
+    assert_oauth_error(server.poll(ack.auth_req_id), "access_denied")
 
 
 def test_alice_cannot_answer_anothers_request(server: CibaServer) -> None:
