@@ -75,7 +75,7 @@ class Ciba:
             oauth.authenticator,
             oauth.dpop,
             oauth.decision,
-            KnownUsers(settings),
+            KnownUsers(settings, front_door.methods.accounts),
             deferrals.service,
             deferrals.filing,
             UserRequests(store, oauth.profiles, settings.server.public_url, wake=wake),

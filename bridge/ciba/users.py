@@ -21,24 +21,10 @@ from .errors import UnknownUserId
 MAX_HINT = 255
 
 
-class _Accounts(LocalAccounts):
-    """The users file, followed as it changes (as the sign-in follows it), looked up by name."""
-
-    def person(self, name: str) -> Person | None:
-        self._follow()
-        account = self._accounts.get(name)
-        if account is None:
-            return None
-        return Person(account.name, account.subject_type, dict(account.properties), "local")
-
-
 class KnownUsers:
-    def __init__(self, settings: Settings) -> None:
-        options = settings.front_door
-        self._accounts = (
-            _Accounts(settings.resolve(options.users_file)) if options.local_accounts else None
-        )
-        upstream = options.upstream_signin
+    def __init__(self, settings: Settings, accounts: LocalAccounts | None) -> None:
+        self._accounts = accounts  # the front door's: one follower of the users file
+        upstream = settings.front_door.upstream_signin
         self._upstream_type = upstream.subject_type if upstream is not None else None
 
     def person(self, login_hint: str) -> Person:

@@ -67,12 +67,14 @@ class FrontDoor:
             state_lifetime=options.interaction_lifetime_seconds,
         )
         upstream = options.upstream_signin
+        # The ways people sign in; CIBA looks its login hints up in the same accounts.
+        self.methods = SignInMethods.configured(settings, store, http)
         self.sign_in = SignIn(
             settings,
             store,
             self.sessions,
             self.pages,
-            SignInMethods.configured(settings, store, http),
+            self.methods,
             PendingSignIns(
                 kek,
                 store,

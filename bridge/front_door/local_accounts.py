@@ -117,6 +117,15 @@ class LocalAccounts:
         except (OSError, UsersFileError) as exc:
             log.error("users file not reloaded, the last good one stays: %s", exc)
 
+    def person(self, name: str) -> Person | None:
+        """The person of the account `name` (who a CIBA `login_hint` names), without a
+        sign-in: no authentication of theirs is claimed."""
+        self._follow()
+        account = self._accounts.get(name)
+        if account is None:
+            return None
+        return Person(account.name, account.subject_type, dict(account.properties), "local")
+
     def verify(self, name: str, password: str) -> Person | None:
         """The person when `password` is theirs; None for a wrong password and for an
         unknown name alike (same work, same answer)."""
