@@ -82,6 +82,23 @@ __all__ = [
 FAMILY_LOCK = 0x72667273  # "rfrs"
 
 
+async def lock_family(conn: Connection, family_id: str) -> None:
+    """A refresh token family's advisory lock, always taken before any of its rows' locks."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", (FAMILY_LOCK, family_id)
+    )
+
+
+async def revoke_family(conn: Connection, family_id: str, now: float) -> int:
+    """Revoke the family's live refresh tokens, inside a transaction holding its lock; how
+    many were live."""
+    cursor = await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = %s WHERE family_id = %s AND revoked_at IS NULL",
+        (now, family_id),
+    )
+    return cursor.rowcount
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached, or refused the bridge (the message names it without
     its password)."""

@@ -13,7 +13,7 @@ from ..contract.oauth import RefreshTokenRecord, SigningKeyRecord
 from .approvals import ApprovalTables
 from .audit import AuditTables
 from .ciba import CibaTables
-from .connection import FAMILY_LOCK, Connection, PoolBounds, Target
+from .connection import Connection, PoolBounds, Target, lock_family, revoke_family
 from .deferrals import DeferralTables
 from .front_door import FrontDoorTables
 from .leases import LeaseTables
@@ -130,7 +130,7 @@ class PostgresStore(
         """Saved revoked into a family that has been revoked. The family's lock orders it
         with a revocation in another replica: whichever commits second sees the other."""
         async with self.transaction() as conn:
-            await self._lock_family(conn, record.family_id)
+            await lock_family(conn, record.family_id)
             await conn.execute(
                 f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}, subject_key) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, COALESCE(%s, "
@@ -175,14 +175,14 @@ class PostgresStore(
             if found is None:
                 return None
             # The family's lock first (a token's family never changes), then the row's.
-            await self._lock_family(conn, found.family_id)
+            await lock_family(conn, found.family_id)
             record = await self._find_refresh(conn, token_hash, lock=True)
             if record is None:
                 return None
             if record.used_at is not None:
                 # A rotated token came back: it has leaked, so the whole grant goes
                 # (RFC 9700 §4.14.2). Clients must not refresh concurrently with one token.
-                await self._revoke_family(conn, record.family_id, now)
+                await revoke_family(conn, record.family_id, now)
                 return None
             if record.revoked_at is not None or record.expires_at <= now:
                 return None
@@ -193,23 +193,8 @@ class PostgresStore(
 
     async def revoke_refresh_family(self, family_id: str, now: float) -> None:
         async with self.transaction() as conn:
-            await self._lock_family(conn, family_id)
-            await self._revoke_family(conn, family_id, now)
-
-    @staticmethod
-    async def _lock_family(conn: Connection, family_id: str) -> None:
-        """The family's advisory lock, always taken before any of its rows' locks."""
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", (FAMILY_LOCK, family_id)
-        )
-
-    @staticmethod
-    async def _revoke_family(conn: Connection, family_id: str, now: float) -> None:
-        """Inside a transaction holding the family's lock."""
-        await conn.execute(
-            "UPDATE refresh_tokens SET revoked_at = %s WHERE family_id = %s AND revoked_at IS NULL",
-            (now, family_id),
-        )
+            await lock_family(conn, family_id)
+            await revoke_family(conn, family_id, now)
 
     # -- revoked access tokens -----------------------------------------------------------
 

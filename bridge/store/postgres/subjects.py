@@ -21,9 +21,9 @@ from ..contract.deferrals import DENIED, LIVE, PENDING, PING_KIND, DeferralRecor
 from ..contract.events import SubjectRevocation, SubjectRevoked
 from .approvals import REVOKE_APPROVAL, REVOKE_TIED_TOKENS, _approval_record
 from .audit import AuditTables
-from .connection import FAMILY_LOCK, PostgresBase
+from .connection import PostgresBase, lock_family, revoke_family
 from .deferrals import _COLUMNS as DEFERRAL_COLUMNS
-from .deferrals import DeferralTables
+from .deferrals import _DROP_SECRETS, DeferralTables
 from .outbox import OutboxTables
 
 _APPROVAL_COLUMNS = ", ".join(f"a.{f.name}" for f in fields(ApprovalRecord))
@@ -46,14 +46,11 @@ LOCK_LIVE_DEFERRALS_OF_SUBJECT = (
 )
 DENY_DEFERRAL = (
     "UPDATE deferrals SET status = %s, resolution_json = COALESCE(%s, resolution_json), "
-    "resolved_at = COALESCE(resolved_at, %s), code_sealed = NULL, "
-    "notification_token_sealed = NULL, dedupe_key = NULL WHERE code_hash = %s AND status = %s"
+    f"resolved_at = COALESCE(resolved_at, %s), {_DROP_SECRETS} WHERE code_hash = %s "
+    "AND status = %s"
 )
 SELECT_FAMILIES_OF_SUBJECT = (
     "SELECT DISTINCT family_id FROM refresh_tokens WHERE subject_key = %s AND revoked_at IS NULL"
-)
-REVOKE_FAMILY = (
-    "UPDATE refresh_tokens SET revoked_at = %s WHERE family_id = %s AND revoked_at IS NULL"
 )
 RECORD_REVOKED_SUBJECT = (
     "INSERT INTO revoked_subjects (token_sub, revoked_until, keep_until) VALUES (%s, %s, %s) "
@@ -100,12 +97,8 @@ class SubjectTables(PostgresBase):
             cursor = await conn.execute(SELECT_FAMILIES_OF_SUBJECT, (key,))
             refreshed = 0
             for (family,) in sorted(await cursor.fetchall()):
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))",
-                    (FAMILY_LOCK, family),
-                )
-                revoked = await conn.execute(REVOKE_FAMILY, (now, family))
-                refreshed += revoked.rowcount
+                await lock_family(conn, family)
+                refreshed += await revoke_family(conn, family, now)
             await conn.execute(
                 RECORD_REVOKED_SUBJECT, (revocation.token_sub, now, revocation.keep_until)
             )

@@ -21,7 +21,7 @@ from .approvals import REVOKE_APPROVAL, REVOKE_TIED_TOKENS, _approval_record
 from .audit import AuditTables
 from .connection import SQLiteBase, transaction
 from .deferrals import _COLUMNS as DEFERRAL_COLUMNS
-from .deferrals import SELECT_LIVE_OF_TASK
+from .deferrals import _DROP_SECRETS, SELECT_LIVE_OF_TASK
 from .outbox import OutboxTables
 
 _APPROVAL_COLUMNS = ", ".join(f"a.{f.name}" for f in fields(ApprovalRecord))
@@ -42,8 +42,8 @@ SELECT_LIVE_DEFERRALS_OF_SUBJECT = (
 )
 DENY_DEFERRAL = (
     "UPDATE deferrals SET status = ?, resolution_json = COALESCE(?, resolution_json), "
-    "resolved_at = COALESCE(resolved_at, ?), code_sealed = NULL, "
-    "notification_token_sealed = NULL, dedupe_key = NULL WHERE code_hash = ? AND status = ?"
+    f"resolved_at = COALESCE(resolved_at, ?), {_DROP_SECRETS} WHERE code_hash = ? "
+    "AND status = ?"
 )
 REVOKE_REFRESH_OF_SUBJECT = (
     "UPDATE refresh_tokens SET revoked_at = ? WHERE subject_key = ? AND revoked_at IS NULL"
