@@ -89,6 +89,15 @@ def snapshot_subject_key(snapshot: Mapping[str, Any]) -> str | None:
     return subject_key(subject) if isinstance(subject, Mapping) else None
 
 
+def snapshot_text_subject_key(snapshot_json: str) -> str | None:
+    """`snapshot_subject_key` of a snapshot as stored (JSON text); None when it is not one."""
+    try:
+        snapshot = json.loads(snapshot_json)
+    except ValueError:
+        return None
+    return snapshot_subject_key(snapshot) if isinstance(snapshot, dict) else None
+
+
 # Builds the sealed ping payload (and its `not_before`) from a row about to be resolved; None
 # when no ping is due. Runs inside the resolving transaction.
 PingBuilder = Callable[[DeferralRecord], tuple[bytes, float] | None]

@@ -70,12 +70,17 @@ class RefreshTokenRecord:
     def subject_key(self) -> str | None:
         """`subject_key` of the grant's `subject` (the principal), by which a subject's
         refresh tokens are found; None when the grant names none."""
-        try:
-            grant = json.loads(self.grant)
-        except ValueError:
-            return None
-        subject = grant.get("subject") if isinstance(grant, dict) else None
-        return subject_key(subject) if isinstance(subject, dict) else None
+        return grant_subject_key(self.grant)
+
+
+def grant_subject_key(grant_json: str) -> str | None:
+    """`subject_key` of the `subject` a refresh token's grant (JSON text) names, if any."""
+    try:
+        grant = json.loads(grant_json)
+    except ValueError:
+        return None
+    subject = grant.get("subject") if isinstance(grant, dict) else None
+    return subject_key(subject) if isinstance(subject, dict) else None
 
 
 class RefreshTokenStore(Protocol):

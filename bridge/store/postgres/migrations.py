@@ -25,8 +25,8 @@ import psycopg
 
 from ..contract.access_requests import subject_key
 from ..contract.audit import GENESIS_HASH
-from ..contract.deferrals import snapshot_subject_key
-from ..contract.oauth import RefreshTokenRecord
+from ..contract.deferrals import snapshot_text_subject_key
+from ..contract.oauth import grant_subject_key
 from ..schema import SchemaTooNew
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "SchemaTooNew", "migrate", "pending", "status"]
@@ -251,14 +251,9 @@ async def _fill_event_subject_keys(conn: psycopg.AsyncConnection[Any]) -> None:
     """The subject keys of deferrals and refresh tokens made before version 8, by the
     contract's own rules."""
     cursor = await conn.execute("SELECT code_hash, snapshot_json FROM deferrals")
-    deferrals = [
-        (snapshot_subject_key(_json_object(text)), code) for code, text in await cursor.fetchall()
-    ]
+    deferrals = [(snapshot_text_subject_key(text), code) for code, text in await cursor.fetchall()]
     cursor = await conn.execute("SELECT token_hash, grant_json FROM refresh_tokens")
-    tokens = [
-        (RefreshTokenRecord(token, "", "", text, 0.0, 0.0).subject_key, token)
-        for token, text in await cursor.fetchall()
-    ]
+    tokens = [(grant_subject_key(text), token) for token, text in await cursor.fetchall()]
     async with conn.cursor() as many:
         if deferrals:
             await many.executemany(
@@ -268,14 +263,6 @@ async def _fill_event_subject_keys(conn: psycopg.AsyncConnection[Any]) -> None:
             await many.executemany(
                 "UPDATE refresh_tokens SET subject_key = %s WHERE token_hash = %s", tokens
             )
-
-
-def _json_object(text: str) -> dict[str, object]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 async def _fill_subject_keys(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from ..contract.access_requests import subject_key
 from ..contract.audit import GENESIS_HASH
-from ..contract.deferrals import snapshot_subject_key
-from ..contract.oauth import RefreshTokenRecord
+from ..contract.deferrals import snapshot_text_subject_key
+from ..contract.oauth import grant_subject_key
 from ..schema import SchemaTooNew
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "SchemaTooNew", "migrate", "pending"]
@@ -258,24 +258,13 @@ def _fill_event_subject_keys(db: sqlite3.Connection) -> None:
     deferrals = db.execute("SELECT code_hash, snapshot_json FROM deferrals").fetchall()
     db.executemany(
         "UPDATE deferrals SET subject_key = ? WHERE code_hash = ?",
-        [(snapshot_subject_key(_json_object(text)), code) for code, text in deferrals],
+        [(snapshot_text_subject_key(text), code) for code, text in deferrals],
     )
     tokens = db.execute("SELECT token_hash, grant_json FROM refresh_tokens").fetchall()
     db.executemany(
         "UPDATE refresh_tokens SET subject_key = ? WHERE token_hash = ?",
-        [
-            (RefreshTokenRecord(token, "", "", text, 0.0, 0.0).subject_key, token)
-            for token, text in tokens
-        ],
+        [(grant_subject_key(text), token) for token, text in tokens],
     )
-
-
-def _json_object(text: str) -> dict[str, object]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _fill_subject_keys(db: sqlite3.Connection) -> None:
