@@ -41,6 +41,7 @@ from ..rar.token_issuance import (
     check_returned_details,
     form_batch,
     gate_action,
+    gate_token_type,
     grant_short_name,
     narrow,
     token_type_short_name,
@@ -243,7 +244,7 @@ class TokenIssuanceMapping:
                 claims=carried_claims(shaping, self._token_claims),
                 jti=jti if isinstance(jti, str) else None,
                 expires_at=delegation.expires_at if delegation is not None else None,
-                token_type=planned[0].action.split(":")[1],
+                token_type=gate_token_type(planned[0].action),
             ),
         )
 

@@ -24,6 +24,7 @@ from typing import Any
 from ..authzen.errors import PDPError
 from ..authzen.models import Decision, EvaluationRequest
 from ..grammar import is_scope_token
+from ..rar.token_issuance import AUDIENCE, GATE_PREFIX, gate_token_type
 
 # Claims the AS alone is authoritative for (§6.4.5 table, with the reasons there).
 RESERVED_CLAIMS = frozenset(
@@ -206,14 +207,14 @@ def redeemed_shape(
         token_lifetime=shaping.token_lifetime,
         claims=carried_claims(shaping, allowed_claims),
         expires_at=float(exp) if isinstance(exp, int | float) else None,
-        token_type=gates[0].action.name.split(":")[1],
+        token_type=gate_token_type(gates[0].action.name),
     )
 
 
 def is_gate(request: EvaluationRequest) -> bool:
     """A gate tuple, told by its shape: only gates have an `issue:` action on an
     `audience` (§5.3.1, §5.3.4)."""
-    return request.resource.type == "audience" and request.action.name.startswith("issue:")
+    return request.resource.type == AUDIENCE and request.action.name.startswith(GATE_PREFIX)
 
 
 def _granted_scope(issuance: dict[str, Any]) -> tuple[str, ...] | None:

@@ -8,12 +8,19 @@ sends back (`returned_details`).
 The OAuth side (which grant, which errors, the token) is `oauth.issuance_mapping`.
 """
 
-from .names import GATE_PREFIX, gate_action, grant_short_name, token_type_short_name
+from .names import (
+    GATE_PREFIX,
+    gate_action,
+    gate_token_type,
+    grant_short_name,
+    token_type_short_name,
+)
 from .narrowing import Narrowed, at_target, narrow, targets_of
 from .returned_details import check_returned_details
-from .tuples import IssuanceQuestion, TooManyEvaluations, form_batch
+from .tuples import AUDIENCE, IssuanceQuestion, TooManyEvaluations, form_batch
 
 __all__ = [
+    "AUDIENCE",
     "GATE_PREFIX",
     "IssuanceQuestion",
     "Narrowed",
@@ -22,6 +29,7 @@ __all__ = [
     "check_returned_details",
     "form_batch",
     "gate_action",
+    "gate_token_type",
     "grant_short_name",
     "narrow",
     "targets_of",

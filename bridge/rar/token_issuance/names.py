@@ -62,3 +62,9 @@ def gate_action(token_type: str, grant_type: str) -> str:
         if not _SHORT_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a short name of the token issuance registries")
     return f"{GATE_PREFIX}{token_type}:{grant_type}"
+
+
+def gate_token_type(action: str) -> str:
+    """The token type a gate action names: `access_token` of
+    `issue:access_token:client_credentials`."""
+    return action[len(GATE_PREFIX) :].split(":", 1)[0]
