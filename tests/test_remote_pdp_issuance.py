@@ -35,6 +35,7 @@ from tests.oauth_fixtures import (
     rar,
     read_details,
 )
+from tests.support.scripted_pdp import ScriptedPDP
 
 CRM = "https://crm.example.com"
 BANK = "https://bank.example.com"
@@ -273,15 +274,21 @@ def test_an_id_jag_for_another_authorization_server_is_refused(server: OAuthServ
 # -- a PDP that does not speak the profile -------------------------------------------------
 
 
-def test_a_pdp_without_the_capability_is_not_asked(tmp_path: Path, pdp_bridge: str) -> None:
-    extra = issuance_config(f"{pdp_bridge}/stores/certification")
-    with oauth_server(tmp_path, extra=extra) as other:
-        form = {
-            "grant_type": "client_credentials",
-            "scope": "customer_records:read",
-            "resource": CRM,
-        }
-        assert_oauth_error(other.token(form), "server_error", 500)
+def test_a_pdp_without_the_capability_is_not_asked(tmp_path: Path) -> None:
+    # A PDP whose metadata names no token issuance capability: the bridge finds that out
+    # at discovery and asks it nothing (a permit it might give would be no answer to the
+    # profile's questions).
+    scripted = ScriptedPDP(capabilities=())
+    with ServerThread(scripted.app) as thread:
+        scripted.url = thread.url
+        with oauth_server(tmp_path, extra=issuance_config(thread.url)) as other:
+            form = {
+                "grant_type": "client_credentials",
+                "scope": "customer_records:read",
+                "resource": CRM,
+            }
+            assert_oauth_error(other.token(form), "server_error", 500)
+    assert scripted.asked("evaluation") == [] and scripted.asked("evaluations") == []
 
 
 # -- context.issuance over HTTP --------------------------------------------------------------
