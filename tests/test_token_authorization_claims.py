@@ -14,6 +14,7 @@ deduplicated across pages and sorted, no search for a refused request, and a fai
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,6 +196,24 @@ def test_results_are_a_set_across_pages_in_a_stable_order(
     scripted.search = search
     claims = claims_of(server.issued(READ)["access_token"])
     assert claims["groups"] == ["engineering", "ops", "sales"]
+
+
+def test_a_search_that_never_ends_fails(server: OAuthServer, scripted: ScriptedPDP) -> None:
+    pages = itertools.count(1)
+
+    def search(body: Answer) -> Answer:
+        if body["resource"]["type"] != "group":
+            return results("entitlement")
+        n = next(pages)
+        return results("group", f"g-{n}", next_token=f"p{n + 1}")
+
+    scripted.search = search
+    claims = claims_of(server.issued(READ)["access_token"])
+    # groups may be left out (on_failure = "omit"): a PDP paging forever gives no claim. A
+    # remote PDP's pages are followed by the AuthZEN client, 1,000 at the most.
+    assert "groups" not in claims and claims["entitlements"] == []
+    groups = [s for s in scripted.asked("search") if s["resource"]["type"] == "group"]
+    assert len(groups) == 1000
 
 
 def test_a_result_carrying_obligations_is_left_out(
