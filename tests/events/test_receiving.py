@@ -42,6 +42,7 @@ from tests.approvals.helpers import (
 )
 from tests.dtr_fixtures import DTRServer, unique_record
 from tests.events.helpers import (
+    BRIDGE_AUDIENCE,
     EVENT_POLICIES,
     FORGER_KEY,
     PAGER,
@@ -61,9 +62,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DTRServer]:
     folder = tmp_path_factory.mktemp("receiving")
     store = demo_policies(folder, policies=EVENT_POLICIES)
     with approvals_server(
-        folder / "bridge", store, extra=events_config(SIGNALS, PAGER, TICKETS)
+        folder / "bridge", store, extra=events_config(SIGNALS, PAGER, TICKETS) + GONE_CONFIG
     ) as running:
         yield running
+
+
+# A transmitter whose keys cannot be loaded: nothing listens where its JWKS should be.
+GONE = SignalSource("gone", "https://gone.test", FORGER_KEY, ())
+GONE_CONFIG = f"""
+[[events.transmitters]]
+name = "gone"
+issuer = "{GONE.issuer}"
+jwks_uri = "http://127.0.0.1:9/jwks"
+allow_private_network = true
+audience = "{BRIDGE_AUDIENCE}"
+events = ["{SESSION_REVOKED}"]
+"""
 
 
 def state(database: Path) -> dict[str, Any]:
@@ -132,6 +146,11 @@ def refusals(who: str) -> list[tuple[str, str, dict[str, str] | None]]:
             "access_denied",
         ),
         ("an unknown issuer", stranger.set(SESSION_REVOKED, {}, sub_id), "invalid_issuer"),
+        (
+            "its transmitter's keys cannot be loaded",
+            GONE.set(SESSION_REVOKED, {}, sub_id),
+            "authentication_failed",
+        ),
         (
             "not typed as a SET",
             SIGNALS.set(SESSION_REVOKED, {}, sub_id, header={"typ": "JWT"}),
