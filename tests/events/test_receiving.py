@@ -344,6 +344,15 @@ def test_a_decision_on_no_request_or_a_decided_one_is_refused(server: DTRServer)
     assert push(server.http, decision(PAGER, task["id"], "deny")).status_code == 202
     assert_refused(push(server.http, decision(PAGER, task["id"])), "invalid_request")
     assert_refused(push(server.http, decision(PAGER, task["id"], "maybe")), "invalid_request")
+    # Who decided is recorded, at most 200 characters; a justification at most 2,000.
+    other = person()
+    server.defer(export_for(other, unique_record()))
+    waiting = request_of(server, "manager-1", other)
+    assert waiting is not None
+    for too_long in ({"decided_by": "x" * 201}, {"decided_by": ""}, {"justification": "j" * 2001}):
+        refused = push(server.http, decision(PAGER, waiting["id"], "deny", **too_long))
+        assert_refused(refused, "invalid_request")
+    assert request_of(server, "manager-1", other) is not None  # still waiting
 
 
 # -- new facts ------------------------------------------------------------------------------
